@@ -1,0 +1,360 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Defaults. They are the values DESIGN.md documents; change them only together with it.
+const (
+	DefaultBroker           = "127.0.0.1:9092"
+	DefaultClientID         = "kasync"
+	DefaultDataDir          = "./kasync-data"
+	DefaultGRPCListen       = "127.0.0.1:7070"
+	DefaultHTTPListen       = "127.0.0.1:8080"
+	DefaultMaxWorkloadBytes = 1 << 20
+	DefaultDelayTopicPrefix = "kasync.delay"
+	DefaultDeadLetterTopic  = "kasync.dead-letter"
+	DefaultCheckpointEvery  = time.Second
+	DefaultMaxPending       = 10000
+	DefaultConcurrency      = 64
+	DefaultTimeout          = 30 * time.Second
+	DefaultMaxAttempts      = 5
+	DefaultMaxRecords       = 500
+	DefaultMaxWait          = 10 * time.Millisecond
+	DefaultMaxInFlight      = 10000
+	DefaultRevokeTimeout    = 10 * time.Second
+
+	// Start positions for a group that has no checkpoint yet.
+	StartEarliest = "earliest"
+	StartLatest   = "latest"
+
+	// Ordering modes of a tailer (DESIGN.md "Ordering modes").
+	OrderingUnordered = "unordered"
+	OrderingKey       = "key"
+	OrderingPartition = "partition"
+
+	// SASL mechanisms kasync's Kafka client supports.
+	SASLPlain       = "PLAIN"
+	SASLScramSHA256 = "SCRAM-SHA-256"
+	SASLScramSHA512 = "SCRAM-SHA-512"
+
+	// RedactedValue replaces every secret in Redacted().
+	RedactedValue = "[redacted]"
+)
+
+// DefaultRungs returns the default delay ladder: exactly 30s, 1m, 5m, 30m.
+func DefaultRungs() []Duration {
+	return []Duration{Duration(30 * time.Second), Duration(time.Minute), Duration(5 * time.Minute), Duration(30 * time.Minute)}
+}
+
+// DefaultBackoff returns the default retry backoff of a function (the same steps as the ladder).
+func DefaultBackoff() []Duration { return DefaultRungs() }
+
+// Config is the whole configuration of a kasync node, as read from YAML.
+type Config struct {
+	Kafka      Kafka      `yaml:"kafka"`
+	Node       Node       `yaml:"node"`
+	Delay      Delay      `yaml:"delay"`
+	DeadLetter DeadLetter `yaml:"dead_letter"`
+	Checkpoint Checkpoint `yaml:"checkpoint"`
+	Functions  []Function `yaml:"functions"`
+	Tailers    []Tailer   `yaml:"tailers"`
+}
+
+// Kafka says how to reach the cluster.
+type Kafka struct {
+	Brokers  []string `yaml:"brokers"`
+	TLS      *TLS     `yaml:"tls,omitempty"`
+	SASL     *SASL    `yaml:"sasl,omitempty"`
+	ClientID string   `yaml:"client_id"`
+}
+
+// TLS enables TLS to the brokers. Empty files mean: system roots, no client certificate.
+type TLS struct {
+	CAFile   string `yaml:"ca_file,omitempty"`
+	CertFile string `yaml:"cert_file,omitempty"`
+	KeyFile  string `yaml:"key_file,omitempty"`
+}
+
+// SASL authenticates to the brokers.
+type SASL struct {
+	Mechanism string `yaml:"mechanism"`
+	Username  string `yaml:"username"`
+	Password  string `yaml:"password"`
+}
+
+// Node is what one kasync process listens on and where it keeps its state.
+type Node struct {
+	DataDir    string `yaml:"data_dir"`
+	GRPCListen string `yaml:"grpc_listen"`
+	HTTPListen string `yaml:"http_listen"`
+	// MaxWorkloadBytes bounds one workload (key + value + headers); larger records are
+	// dead-lettered with reason too-large.
+	MaxWorkloadBytes int `yaml:"max_workload_bytes"`
+}
+
+// Delay configures the delay ladder.
+type Delay struct {
+	TopicPrefix string     `yaml:"topic_prefix"`
+	Rungs       []Duration `yaml:"rungs"`
+}
+
+// RungTopic is the topic of one rung: "<topic_prefix>.<rung>", e.g. kasync.delay.30s.
+func (d Delay) RungTopic(rung Duration) string { return d.TopicPrefix + "." + rung.String() }
+
+// DeadLetter configures the dead-letter topic.
+type DeadLetter struct {
+	Topic string `yaml:"topic"`
+}
+
+// Checkpoint configures how often checkpoints are persisted.
+type Checkpoint struct {
+	Interval Duration `yaml:"interval"`
+	// MaxPending commits early once this many offsets completed since the last commit.
+	MaxPending int `yaml:"max_pending"`
+}
+
+// Function is one registered function. Without URL, SDK workers (or an in-process
+// registration) serve it.
+type Function struct {
+	Name        string   `yaml:"name"`
+	URL         string   `yaml:"url,omitempty"`
+	Concurrency int      `yaml:"concurrency"`
+	Rate        float64  `yaml:"rate"` // starts per second; 0 means no limit
+	Timeout     Duration `yaml:"timeout"`
+	Retry       Retry    `yaml:"retry"`
+}
+
+// Retry says how often and how late a failed workload runs again.
+type Retry struct {
+	MaxAttempts int `yaml:"max_attempts"`
+	// Backoff is the delay before attempt 2, 3, ...; the last entry repeats.
+	Backoff []Duration `yaml:"backoff"`
+}
+
+// BackoffFor is the delay before the given attempt (2 for the first retry).
+func (r Retry) BackoffFor(attempt int) time.Duration {
+	if len(r.Backoff) == 0 {
+		return 0
+	}
+	i := min(max(attempt-2, 0), len(r.Backoff)-1)
+	return r.Backoff[i].Std()
+}
+
+// Tailer reads one topic and runs one function for each record.
+type Tailer struct {
+	Name          string   `yaml:"name"`
+	Topic         string   `yaml:"topic"`
+	Function      string   `yaml:"function"`
+	Group         string   `yaml:"group"`
+	Start         string   `yaml:"start"`
+	Ordering      string   `yaml:"ordering"`
+	Batch         Batch    `yaml:"batch"`
+	MaxInFlight   int      `yaml:"max_in_flight"`
+	RevokeTimeout Duration `yaml:"revoke_timeout"`
+}
+
+// Batch bounds one read from Kafka.
+type Batch struct {
+	MaxRecords int      `yaml:"max_records"`
+	MaxWait    Duration `yaml:"max_wait"`
+}
+
+// WithDefaults fills every unset (zero) field with its default and returns c.
+// It never overwrites a value that is set, so it is safe to call more than once.
+func (c *Config) WithDefaults() *Config {
+	if len(c.Kafka.Brokers) == 0 {
+		c.Kafka.Brokers = []string{DefaultBroker}
+	}
+	setString(&c.Kafka.ClientID, DefaultClientID)
+	setString(&c.Node.DataDir, DefaultDataDir)
+	setString(&c.Node.GRPCListen, DefaultGRPCListen)
+	setString(&c.Node.HTTPListen, DefaultHTTPListen)
+	setInt(&c.Node.MaxWorkloadBytes, DefaultMaxWorkloadBytes)
+	setString(&c.Delay.TopicPrefix, DefaultDelayTopicPrefix)
+	if len(c.Delay.Rungs) == 0 {
+		c.Delay.Rungs = DefaultRungs()
+	}
+	setString(&c.DeadLetter.Topic, DefaultDeadLetterTopic)
+	setDuration(&c.Checkpoint.Interval, DefaultCheckpointEvery)
+	setInt(&c.Checkpoint.MaxPending, DefaultMaxPending)
+	for i := range c.Functions {
+		f := &c.Functions[i]
+		setInt(&f.Concurrency, DefaultConcurrency)
+		setDuration(&f.Timeout, DefaultTimeout)
+		setInt(&f.Retry.MaxAttempts, DefaultMaxAttempts)
+		if len(f.Retry.Backoff) == 0 {
+			f.Retry.Backoff = DefaultBackoff()
+		}
+	}
+	for i := range c.Tailers {
+		t := &c.Tailers[i]
+		if t.Name != "" {
+			setString(&t.Group, "kasync."+t.Name)
+		}
+		setString(&t.Start, StartEarliest)
+		setString(&t.Ordering, OrderingUnordered)
+		setInt(&t.Batch.MaxRecords, DefaultMaxRecords)
+		setDuration(&t.Batch.MaxWait, DefaultMaxWait)
+		setInt(&t.MaxInFlight, DefaultMaxInFlight)
+		setDuration(&t.RevokeTimeout, DefaultRevokeTimeout)
+	}
+	return c
+}
+
+func setString(p *string, v string) {
+	if *p == "" {
+		*p = v
+	}
+}
+
+func setInt(p *int, v int) {
+	if *p == 0 {
+		*p = v
+	}
+}
+
+func setDuration(p *Duration, v time.Duration) {
+	if *p == 0 {
+		*p = Duration(v)
+	}
+}
+
+// Function returns the function with the given name.
+func (c *Config) Function(name string) (Function, bool) {
+	for _, f := range c.Functions {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return Function{}, false
+}
+
+// Clone returns a deep copy of c: changing the copy never changes c.
+func (c *Config) Clone() *Config {
+	out := *c
+	out.Kafka.Brokers = cloneSlice(c.Kafka.Brokers)
+	if c.Kafka.TLS != nil {
+		tls := *c.Kafka.TLS
+		out.Kafka.TLS = &tls
+	}
+	if c.Kafka.SASL != nil {
+		sasl := *c.Kafka.SASL
+		out.Kafka.SASL = &sasl
+	}
+	out.Delay.Rungs = cloneSlice(c.Delay.Rungs)
+	out.Functions = cloneSlice(c.Functions)
+	for i := range out.Functions {
+		out.Functions[i].Retry.Backoff = cloneSlice(c.Functions[i].Retry.Backoff)
+	}
+	out.Tailers = cloneSlice(c.Tailers)
+	return &out
+}
+
+func cloneSlice[T any](s []T) []T {
+	if s == nil {
+		return nil
+	}
+	return append(make([]T, 0, len(s)), s...)
+}
+
+// Redacted returns a copy of c with every secret replaced by "[redacted]": the SASL
+// password and the password of any URL with user info. Use it for anything printed or logged.
+func (c *Config) Redacted() *Config {
+	out := c.Clone()
+	if out.Kafka.SASL != nil && out.Kafka.SASL.Password != "" {
+		out.Kafka.SASL.Password = RedactedValue
+	}
+	for i := range out.Functions {
+		out.Functions[i].URL = redactURL(out.Functions[i].URL)
+	}
+	return out
+}
+
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "REDACTED")
+		return strings.Replace(u.String(), "REDACTED", RedactedValue, 1)
+	}
+	return raw
+}
+
+// YAML renders the redacted configuration as YAML (what `kasync config check` prints).
+func (c *Config) YAML() string {
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(c.Redacted()); err != nil {
+		// Every field is a plain value; this cannot fail, but say so rather than hide it.
+		return fmt.Sprintf("# config: cannot render as YAML: %v\n", err)
+	}
+	_ = enc.Close() // writing to a bytes.Buffer cannot fail
+	return b.String()
+}
+
+// String is YAML(): printing a Config never shows a secret.
+func (c *Config) String() string { return c.YAML() }
+
+// Duration is a time.Duration written in YAML as a string with a unit: "30s", "1m",
+// "10ms", "1h30m" (and "0").
+type Duration time.Duration
+
+// Std returns d as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// Durations converts ds to time.Durations.
+func Durations(ds []Duration) []time.Duration {
+	out := make([]time.Duration, len(ds))
+	for i, d := range ds {
+		out[i] = d.Std()
+	}
+	return out
+}
+
+// String is the shortest form that parses back: 1m rather than 1m0s, 2h rather than 2h0m0s.
+func (d Duration) String() string {
+	s := time.Duration(d).String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+// ParseDuration parses a duration as written in the configuration.
+func ParseDuration(s string) (Duration, error) {
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration; write a number with a unit, like 30s, 1m or 10ms", s)
+	}
+	return Duration(d), nil
+}
+
+// UnmarshalYAML decodes "30s"-style strings. A bare number is refused: the unit is
+// never guessed.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: want a duration like 30s, not a %s", n.Line, kindName(n))}}
+	}
+	v, err := ParseDuration(n.Value)
+	if err != nil {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
+	}
+	*d = v
+	return nil
+}
+
+// MarshalYAML writes the String form.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }

@@ -1,0 +1,85 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+)
+
+// DemoFunction and DemoTopic are what `kasync dev` serves and reads with no config file.
+const (
+	DemoFunction = "echo"
+	DemoTailer   = "demo"
+	DemoTopic    = "kasync.demo"
+)
+
+// DemoYAML is the configuration `kasync dev` uses without --config, as a commented file
+// to copy and start from. Parse(DemoYAML) equals Demo() (data_dir aside, which follows
+// $TMPDIR here and os.TempDir() there).
+const DemoYAML = `# kasync configuration: the demo that ` + "`kasync dev`" + ` runs without --config.
+# Copy it and change what you need. Unknown keys are errors; ${VAR} and ${VAR:-default}
+# are read from the environment ($$ is a literal $).
+
+kafka:
+  # host:port of the brokers; several from the environment: [${KAFKA_BROKERS:-127.0.0.1:9092}]
+  brokers: ["127.0.0.1:9092"]
+  client_id: kasync
+  # tls: {ca_file: ca.pem, cert_file: client.pem, key_file: client-key.pem}
+  # sasl: {mechanism: SCRAM-SHA-512, username: kasync, password: "${KAFKA_PASSWORD}"}
+
+node:
+  data_dir: ${TMPDIR:-/tmp}/kasync-dev-data   # Pebble checkpoints; somewhere durable in production
+  grpc_listen: 127.0.0.1:7070                 # Push, Work, Submit and status APIs
+  http_listen: 127.0.0.1:8080                 # /metrics, /healthz, /readyz, the dashboard
+  max_workload_bytes: 1048576                 # larger records go to the dead-letter topic
+
+delay:
+  topic_prefix: kasync.delay                  # rung topics: kasync.delay.30s, kasync.delay.1m, ...
+  rungs: [30s, 1m, 5m, 30m]
+
+dead_letter:
+  topic: kasync.dead-letter
+
+checkpoint:
+  interval: 1s                                # at most one fsync per interval
+  max_pending: 10000                          # or sooner, after this many completed offsets
+
+functions:
+  - name: echo                                # served in process by kasync dev; without url,
+    concurrency: 64                           # SDK workers serve a function
+    # url: http://127.0.0.1:9000/echo         # an HTTP function (CloudEvents, binary mode)
+    rate: 0                                   # starts per second; 0 = no limit
+    timeout: 30s                              # per attempt
+    retry:
+      max_attempts: 5                         # then the dead-letter topic
+      backoff: [30s, 1m, 5m, 30m]             # before attempt 2, 3, ...; the last repeats
+
+tailers:
+  - name: demo
+    topic: kasync.demo                        # produce to it: kasync produce --topic kasync.demo
+    function: echo
+    group: kasync.demo                        # default: kasync.<tailer name>
+    start: earliest                           # or latest, for a group with no checkpoint
+    ordering: unordered                       # or key, or partition
+    batch: {max_records: 500, max_wait: 10ms}
+    max_in_flight: 10000
+    revoke_timeout: 10s                       # time to finish and commit when a partition moves
+`
+
+// Demo returns the configuration `kasync dev` uses with no file: the embedded broker on
+// 127.0.0.1:9092, the in-process function "echo", and tailer "demo" reading kasync.demo.
+// Its data directory is under os.TempDir(). Defaults are applied; it is valid.
+func Demo() *Config {
+	c := &Config{
+		Kafka: Kafka{Brokers: []string{DefaultBroker}},
+		Node:  Node{DataDir: filepath.Join(os.TempDir(), "kasync-dev-data")},
+		Functions: []Function{{
+			Name: DemoFunction,
+		}},
+		Tailers: []Tailer{{
+			Name:     DemoTailer,
+			Topic:    DemoTopic,
+			Function: DemoFunction,
+		}},
+	}
+	return c.WithDefaults()
+}

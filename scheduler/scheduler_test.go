@@ -1,0 +1,370 @@
+package scheduler_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kasync/kasync/scheduler"
+)
+
+func noop(context.Context, *scheduler.Workload, time.Duration) scheduler.Outcome {
+	return scheduler.Success()
+}
+
+func newScheduler(t *testing.T, cfg scheduler.Config) *scheduler.Scheduler {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s, err := scheduler.New(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, s.Close()) })
+	return s
+}
+
+func fn(name string, concurrency int, exec scheduler.ExecutorFunc) scheduler.Function {
+	return scheduler.Function{Name: name, Concurrency: concurrency, Timeout: time.Second, Executor: exec}
+}
+
+func wl(function, id string) *scheduler.Workload {
+	return &scheduler.Workload{ID: id, Function: function, Attempt: 1}
+}
+
+// result is a done func and the channel that receives what it was called with.
+func result() (func(scheduler.Outcome), <-chan scheduler.Outcome) {
+	c := make(chan scheduler.Outcome, 2) // room for a wrong second call, caught by the test
+	return func(o scheduler.Outcome) { c <- o }, c
+}
+
+func await(t *testing.T, c <-chan scheduler.Outcome) scheduler.Outcome {
+	t.Helper()
+	select {
+	case o := <-c:
+		return o
+	case <-time.After(10 * time.Second):
+		t.Fatal("done was not called")
+		return scheduler.Outcome{}
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	t.Parallel()
+	_, err := scheduler.New(scheduler.Config{})
+	require.ErrorContains(t, err, "Functions is empty")
+
+	_, err = scheduler.New(scheduler.Config{
+		MaxWorkloadBytes: -1,
+		Functions: []scheduler.Function{
+			{Name: "", Concurrency: 1, Timeout: time.Second, Executor: scheduler.ExecutorFunc(noop)},
+			{Name: "a", Concurrency: 0, Timeout: 0, Executor: nil},
+			{Name: "a", Concurrency: 1, Timeout: time.Second, Executor: scheduler.ExecutorFunc(noop)},
+		},
+	})
+	require.Error(t, err)
+	// Every problem is reported at once, each naming its field.
+	for _, want := range []string{
+		"MaxWorkloadBytes is -1",
+		`Functions[0] (""): Name is empty`,
+		`Functions[1] ("a"): Concurrency is 0; set it to at least 1`,
+		`Functions[1] ("a"): Timeout is 0s`,
+		`Functions[1] ("a"): Executor is nil`,
+		`Functions[2] ("a"): Name duplicates Functions[1]`,
+	} {
+		require.ErrorContains(t, err, want)
+	}
+}
+
+func TestFunctionsAndHas(t *testing.T) {
+	t.Parallel()
+	s := newScheduler(t, scheduler.Config{Functions: []scheduler.Function{fn("b", 1, noop), fn("a", 1, noop)}})
+	require.Equal(t, []string{"a", "b"}, s.Functions())
+	require.True(t, s.Has("a"))
+	require.False(t, s.Has("c"))
+	s.Functions()[0] = "changed"
+	require.Equal(t, []string{"a", "b"}, s.Functions(), "Functions returns a copy")
+}
+
+func TestEnqueueRefusals(t *testing.T) {
+	t.Parallel()
+	var ran atomic.Int64
+	s := newScheduler(t, scheduler.Config{
+		MaxWorkloadBytes: 10,
+		Functions: []scheduler.Function{fn("f", 2, func(context.Context, *scheduler.Workload, time.Duration) scheduler.Outcome {
+			ran.Add(1)
+			return scheduler.Success()
+		})},
+	})
+	tooBig := wl("f", "big")
+	tooBig.Key, tooBig.Payload = []byte("kk"), []byte("pppp")
+	tooBig.Headers = []scheduler.Header{{Key: "h", Value: []byte("vvvv")}} // 2+4+1+4 = 11
+	fits := wl("f", "fits")
+	fits.Payload = []byte("0123456789")
+	cases := []struct {
+		name   string
+		w      *scheduler.Workload
+		want   scheduler.Outcome
+		errHas string
+	}{
+		{"nil", nil, scheduler.Fatal(scheduler.ReasonInvalid, ""), "nil"},
+		{"empty ID", &scheduler.Workload{Function: "f", Attempt: 1}, scheduler.Fatal(scheduler.ReasonInvalid, ""), "empty ID"},
+		{"no function", &scheduler.Workload{ID: "x", Attempt: 1}, scheduler.Fatal(scheduler.ReasonInvalid, ""), "names no function"},
+		{"attempt 0", &scheduler.Workload{ID: "x", Function: "f"}, scheduler.Fatal(scheduler.ReasonInvalid, ""), "attempt 0"},
+		{"unknown", wl("x", "u"), scheduler.Fatal(scheduler.ReasonUnknownFunction, ""), `function "x" is not configured`},
+		{"too large", tooBig, scheduler.Fatal(scheduler.ReasonTooLarge, ""), "11 bytes, limit 10"},
+		{"at the limit", fits, scheduler.Success(), ""},
+	}
+	for _, c := range cases {
+		// Done must not run on Enqueue's stack while the scheduler is open.
+		var inEnqueue atomic.Bool
+		var calledInside atomic.Bool
+		got := make(chan scheduler.Outcome, 2)
+		inEnqueue.Store(true)
+		s.Enqueue(c.w, func(o scheduler.Outcome) {
+			calledInside.Store(inEnqueue.Load())
+			got <- o
+		})
+		inEnqueue.Store(false)
+		o := await(t, got)
+		require.False(t, calledInside.Load(), "%s: done called on Enqueue's stack", c.name)
+		require.Equal(t, c.want.Kind, o.Kind, c.name)
+		require.Equal(t, c.want.Reason, o.Reason, c.name)
+		require.Contains(t, o.Err, c.errHas, c.name)
+	}
+	require.EqualValues(t, 1, ran.Load())
+	require.EqualValues(t, 6, s.Stats().Refused)
+}
+
+func TestConcurrencyLimitPerFunction(t *testing.T) {
+	t.Parallel()
+	limits := map[string]int{"one": 1, "three": 3}
+	type counter struct{ cur, peak atomic.Int64 }
+	counters := map[string]*counter{"one": {}, "three": {}}
+	release := make(chan struct{})
+	var fns []scheduler.Function
+	for name, limit := range limits {
+		c := counters[name]
+		fns = append(fns, fn(name, limit, func(ctx context.Context, w *scheduler.Workload, _ time.Duration) scheduler.Outcome {
+			n := c.cur.Add(1)
+			defer c.cur.Add(-1)
+			for p := c.peak.Load(); n > p && !c.peak.CompareAndSwap(p, n); p = c.peak.Load() {
+			}
+			<-release
+			return scheduler.Success()
+		}))
+	}
+	s := newScheduler(t, scheduler.Config{Functions: fns})
+	var wg sync.WaitGroup
+	for name := range limits {
+		for i := range 20 {
+			wg.Add(1)
+			s.Enqueue(wl(name, strconv.Itoa(i)), func(scheduler.Outcome) { wg.Done() })
+		}
+	}
+	require.Eventually(t, func() bool {
+		st := s.Stats()
+		one, _ := st.Function("one")
+		three, _ := st.Function("three")
+		return one.Running == 1 && three.Running == 3
+	}, 10*time.Second, time.Millisecond)
+	st := s.Stats()
+	one, _ := st.Function("one")
+	require.Equal(t, scheduler.FunctionStats{Name: "one", Concurrency: 1, Queued: 19, Running: 1}, one)
+	close(release)
+	wg.Wait()
+	for name, limit := range limits {
+		require.EqualValues(t, limit, counters[name].peak.Load(), name)
+		fs, _ := s.Stats().Function(name)
+		require.EqualValues(t, 20, fs.Succeeded, name)
+		require.Zero(t, fs.Queued+fs.Running, name)
+	}
+}
+
+func TestExecutorGetsTimeoutAndWorkload(t *testing.T) {
+	t.Parallel()
+	type call struct {
+		w       *scheduler.Workload
+		timeout time.Duration
+	}
+	calls := make(chan call, 1)
+	f := fn("f", 1, func(_ context.Context, w *scheduler.Workload, timeout time.Duration) scheduler.Outcome {
+		calls <- call{w, timeout}
+		return scheduler.Success()
+	})
+	f.Timeout = 1234 * time.Millisecond
+	s := newScheduler(t, scheduler.Config{Functions: []scheduler.Function{f}})
+	w := wl("f", "id")
+	done, got := result()
+	s.Enqueue(w, done)
+	require.Equal(t, scheduler.Success(), await(t, got))
+	c := <-calls
+	require.Same(t, w, c.w)
+	require.Equal(t, 1234*time.Millisecond, c.timeout)
+}
+
+// logBuffer collects a scheduler's logs as text.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func TestExecutorPanicIsRetriable(t *testing.T) {
+	t.Parallel()
+	var logs logBuffer
+	s := newScheduler(t, scheduler.Config{
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Functions: []scheduler.Function{fn("f", 1, func(context.Context, *scheduler.Workload, time.Duration) scheduler.Outcome {
+			panic("kaboom")
+		})},
+	})
+	for i := range 3 { // the worker survives the panic and serves the next workload
+		done, got := result()
+		s.Enqueue(wl("f", "p"+strconv.Itoa(i)), done)
+		o := await(t, got)
+		require.Equal(t, scheduler.OutcomeRetriable, o.Kind)
+		require.Equal(t, scheduler.ReasonPanic, o.Reason)
+		require.Contains(t, o.Err, "kaboom")
+	}
+	require.Contains(t, logs.String(), "level=ERROR")
+	require.Contains(t, logs.String(), "goroutine ", "the stack is logged")
+	fs, _ := s.Stats().Function("f")
+	require.EqualValues(t, 3, fs.Retriable)
+}
+
+func TestInvalidOutcomeKindIsRetriable(t *testing.T) {
+	t.Parallel()
+	var logs logBuffer
+	s := newScheduler(t, scheduler.Config{
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Functions: []scheduler.Function{fn("f", 1, func(context.Context, *scheduler.Workload, time.Duration) scheduler.Outcome {
+			return scheduler.Outcome{Kind: 42, Err: "weird"}
+		})},
+	})
+	done, got := result()
+	s.Enqueue(wl("f", "x"), done)
+	o := await(t, got)
+	require.Equal(t, scheduler.OutcomeRetriable, o.Kind)
+	require.Equal(t, scheduler.ReasonError, o.Reason)
+	require.Contains(t, o.Err, "invalid outcome kind")
+	require.Contains(t, o.Err, "weird")
+	require.Contains(t, logs.String(), "level=ERROR")
+}
+
+func TestCloseAnswersQueuedAndCancelsRunning(t *testing.T) {
+	t.Parallel()
+	started := make(chan struct{})
+	s, err := scheduler.New(scheduler.Config{
+		Logger: slog.New(slog.DiscardHandler),
+		Functions: []scheduler.Function{fn("f", 1, func(ctx context.Context, w *scheduler.Workload, _ time.Duration) scheduler.Outcome {
+			close(started) // only the first workload may ever start
+			<-ctx.Done()
+			return scheduler.Retriable(scheduler.ReasonTimeout, "cancelled: "+ctx.Err().Error())
+		})},
+	})
+	require.NoError(t, err)
+	var outcomes [5]chan scheduler.Outcome
+	for i := range outcomes {
+		var done func(scheduler.Outcome)
+		done, outcomes[i] = func() (func(scheduler.Outcome), chan scheduler.Outcome) {
+			c := make(chan scheduler.Outcome, 2)
+			return func(o scheduler.Outcome) { c <- o }, c
+		}()
+		s.Enqueue(wl("f", strconv.Itoa(i)), done)
+	}
+	<-started
+	require.NoError(t, s.Close())
+	// Close has waited: every done has been called by now.
+	for i, c := range outcomes {
+		require.Len(t, c, 1, "workload %d", i)
+		o := <-c
+		if i == 0 {
+			require.Equal(t, scheduler.Retriable(scheduler.ReasonTimeout, "cancelled: context canceled"), o)
+		} else {
+			require.Equal(t, scheduler.OutcomeRetriable, o.Kind)
+			require.Equal(t, scheduler.ReasonShutdown, o.Reason)
+		}
+	}
+	// After Close, Enqueue answers at once with a shutdown outcome.
+	done, got := result()
+	s.Enqueue(wl("f", "late"), done)
+	require.Len(t, got, 1, "after Close, done is called before Enqueue returns")
+	require.Equal(t, scheduler.ReasonShutdown, (<-got).Reason)
+	require.NoError(t, s.Close(), "Close twice")
+	require.EqualValues(t, 5, s.Stats().Refused)
+}
+
+// TestEnqueueRacingClose checks that every done is called exactly once while many
+// goroutines enqueue across a Close.
+func TestEnqueueRacingClose(t *testing.T) {
+	t.Parallel()
+	s, err := scheduler.New(scheduler.Config{
+		Logger:    slog.New(slog.DiscardHandler),
+		Functions: []scheduler.Function{fn("f", 4, noop), fn("g", 2, noop)},
+	})
+	require.NoError(t, err)
+	const producers, each = 4, 2000
+	var calls [producers * each]atomic.Int32
+	var wg sync.WaitGroup
+	for p := range producers {
+		wg.Go(func() {
+			for i := range each {
+				k := p*each + i
+				name := "f"
+				if k%3 == 0 {
+					name = "g"
+				} else if k%7 == 0 {
+					name = "unknown"
+				}
+				s.Enqueue(wl(name, strconv.Itoa(k)), func(scheduler.Outcome) { calls[k].Add(1) })
+			}
+		})
+	}
+	require.NoError(t, s.Close())
+	wg.Wait()
+	for k := range calls {
+		require.EqualValues(t, 1, calls[k].Load(), "workload %d", k)
+	}
+}
+
+func TestStatsCountKinds(t *testing.T) {
+	t.Parallel()
+	s := newScheduler(t, scheduler.Config{Functions: []scheduler.Function{
+		fn("f", 2, func(_ context.Context, w *scheduler.Workload, _ time.Duration) scheduler.Outcome {
+			switch w.ID[0] {
+			case 's':
+				return scheduler.Success()
+			case 'r':
+				return scheduler.Retriable(scheduler.ReasonError, "x")
+			default:
+				return scheduler.Fatal(scheduler.ReasonFatal, "x")
+			}
+		}),
+	}})
+	for _, id := range []string{"s1", "s2", "s3", "r1", "r2", "f1"} {
+		done, got := result()
+		s.Enqueue(wl("f", id), done)
+		await(t, got)
+	}
+	fs, ok := s.Stats().Function("f")
+	require.True(t, ok)
+	require.Equal(t, scheduler.FunctionStats{Name: "f", Concurrency: 2, Succeeded: 3, Retriable: 2, Fatal: 1}, fs)
+}

@@ -1,0 +1,253 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// Worker defaults.
+const (
+	DefaultWorkerCapacity      = 64
+	DefaultWorkerHeartbeat     = 5 * time.Second
+	DefaultWorkerDrainTimeout  = 30 * time.Second
+	DefaultReconnectBackoff    = 100 * time.Millisecond
+	DefaultMaxReconnectBackoff = 10 * time.Second
+	// MaxWorkerCapacity is the largest Capacity a scheduler accepts.
+	MaxWorkerCapacity = 100000
+)
+
+// ErrWorkerRejected is wrapped by the error Run returns when a scheduler refuses the
+// worker's hello (a function it does not have, a malformed hello). Retrying would not
+// help: fix the worker or the scheduler's configuration.
+var ErrWorkerRejected = errors.New("worker rejected by the scheduler")
+
+// errTaskLost is returned by Task.Heartbeat when the stream that delivered the task is
+// gone: the scheduler has already failed the attempt as worker-lost.
+var errTaskLost = errors.New("the task's scheduler stream is gone; the attempt was failed as worker-lost")
+
+// WorkerConfig configures a Worker. Zero values take the defaults named on each field.
+type WorkerConfig struct {
+	// Addrs are scheduler gRPC addresses ("127.0.0.1:7070"), tried in turn on reconnect.
+	// At least one.
+	Addrs []string
+	// Registry holds the functions served: all of Registry.Names(). Required.
+	Registry *Registry
+	// Capacity is the most tasks running at once (default 64, at most 100000).
+	Capacity int
+	// WorkerID names the worker in the scheduler's logs (default "<hostname>-<pid>").
+	WorkerID string
+	// Heartbeat is how often the ids of running tasks are sent (default 5s).
+	Heartbeat time.Duration
+	// DrainTimeout bounds how long Run waits for running tasks after its ctx is done
+	// (default 30s); then their contexts are cancelled.
+	DrainTimeout time.Duration
+	// ReconnectBackoff is the first wait before reconnecting (default 100ms); it
+	// doubles, jittered, up to MaxReconnectBackoff (default 10s).
+	ReconnectBackoff    time.Duration
+	MaxReconnectBackoff time.Duration
+	// DialOptions are passed to grpc.NewClient after insecure transport credentials, so
+	// a grpc.WithTransportCredentials here (TLS) replaces them.
+	DialOptions []grpc.DialOption
+	// Logger receives connection events and task failures (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (c WorkerConfig) withDefaults() WorkerConfig {
+	if c.Capacity == 0 {
+		c.Capacity = DefaultWorkerCapacity
+	}
+	if c.WorkerID == "" {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			host = "worker"
+		}
+		c.WorkerID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = DefaultWorkerHeartbeat
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = DefaultWorkerDrainTimeout
+	}
+	if c.ReconnectBackoff == 0 {
+		c.ReconnectBackoff = DefaultReconnectBackoff
+	}
+	if c.MaxReconnectBackoff == 0 {
+		c.MaxReconnectBackoff = DefaultMaxReconnectBackoff
+	}
+	c.MaxReconnectBackoff = max(c.MaxReconnectBackoff, c.ReconnectBackoff)
+	// Insecure credentials come first, so that credentials in DialOptions replace them.
+	c.DialOptions = append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, c.DialOptions...)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// validate reports every problem at once, each naming the field and the fix.
+func (c WorkerConfig) validate() error {
+	var errs []error
+	if len(c.Addrs) == 0 {
+		errs = append(errs, errors.New(`Addrs is empty; give at least one scheduler address such as "127.0.0.1:7070"`))
+	}
+	for i, a := range c.Addrs {
+		if a == "" {
+			errs = append(errs, fmt.Errorf("Addrs[%d] is empty; give a host:port", i))
+		}
+	}
+	if c.Registry == nil {
+		errs = append(errs, errors.New("Registry is nil; register the functions to serve with NewRegistry and Register"))
+	} else if len(c.Registry.Names()) == 0 {
+		errs = append(errs, errors.New("Registry has no functions; Register at least one"))
+	}
+	if c.Capacity < 1 || c.Capacity > MaxWorkerCapacity {
+		errs = append(errs, fmt.Errorf("Capacity is %d; it must be in 1..%d (0 for the default %d)", c.Capacity, MaxWorkerCapacity, DefaultWorkerCapacity))
+	}
+	if c.Heartbeat < 0 {
+		errs = append(errs, fmt.Errorf("Heartbeat is %v; it must be positive (0 for the default %v)", c.Heartbeat, DefaultWorkerHeartbeat))
+	}
+	if c.DrainTimeout < 0 {
+		errs = append(errs, fmt.Errorf("DrainTimeout is %v; it must be positive (0 for the default %v)", c.DrainTimeout, DefaultWorkerDrainTimeout))
+	}
+	if c.ReconnectBackoff < 0 || c.MaxReconnectBackoff < 0 {
+		errs = append(errs, errors.New("ReconnectBackoff and MaxReconnectBackoff must not be negative"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("runtime: invalid worker config: %w", err)
+	}
+	return nil
+}
+
+// Worker connects to a scheduler and runs tasks of the functions in its Registry: the
+// Go SDK side of the Work stream (proto/kasync/v1).
+//
+// It keeps these invariants (proved by worker_test.go):
+//
+//  1. Flow control by free capacity: at most Capacity tasks run at once. The hello
+//     offers Capacity minus the slots still held by tasks of an earlier stream, and one
+//     WorkCredit is sent per finished task, after its TaskResult.
+//  2. Every task gets exactly one TaskResult on the stream that delivered it, unless that
+//     stream breaks first; then the scheduler has failed it as worker-lost, and the
+//     worker cancels its context (its work is wasted).
+//  3. Liveness: the ids of running tasks are sent every Heartbeat, and at once when a
+//     function calls Task.Heartbeat (which fails once the task's stream is gone).
+//     CancelTask cancels the task's context; panics become retriable outcomes in
+//     Registry.RunTask.
+//  4. A broken stream is re-opened with jittered exponential backoff, trying Addrs in
+//     turn; a refused hello (unknown function, malformed hello) is final and Run returns
+//     an error wrapping ErrWorkerRejected.
+//  5. Drain: when Run's ctx ends, tasks that arrive are answered retriable at once, the
+//     running ones get up to DrainTimeout to finish and send their results, and Run
+//     returns nil. No goroutine of the worker outlives Run, except a function that
+//     ignores the cancellation of its context.
+type Worker struct {
+	cfg     WorkerConfig
+	log     *slog.Logger
+	started atomic.Bool
+	tasks   sync.WaitGroup // every task goroutine, of every session
+
+	mu      sync.Mutex
+	cur     *session // the newest session; tasks that finish credit it
+	running int      // tasks running, of every session
+}
+
+// NewWorker checks cfg and returns a Worker; Run starts it.
+func NewWorker(cfg WorkerConfig) (*Worker, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &Worker{cfg: cfg, log: cfg.Logger.With("worker", cfg.WorkerID)}, nil
+}
+
+// Run connects to a scheduler, says hello and serves tasks until ctx is done. When the
+// stream breaks it reconnects (to the next address, with jittered exponential backoff);
+// tasks of the broken stream are cancelled, as the scheduler has already failed them.
+// A scheduler that rejects the hello ends Run with an error wrapping ErrWorkerRejected.
+// When ctx is done Run stops taking tasks, waits up to DrainTimeout for the running
+// ones, sends their results and returns nil. Run may be called once.
+func (w *Worker) Run(ctx context.Context) error {
+	if !w.started.CompareAndSwap(false, true) {
+		return errors.New("runtime: worker: Run called twice")
+	}
+	defer w.waitTasks()
+	backoff := w.cfg.ReconnectBackoff
+	for attempt := 0; ; attempt++ {
+		addr := w.cfg.Addrs[attempt%len(w.cfg.Addrs)]
+		welcomed, err := w.serve(ctx, addr)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, ErrWorkerRejected) {
+			return err
+		}
+		if welcomed {
+			backoff = w.cfg.ReconnectBackoff
+		}
+		wait := jitter(backoff)
+		w.log.Warn("scheduler stream ended; reconnecting", "addr", addr, "error", err, "in", wait)
+		if !sleep(ctx, wait) {
+			return nil
+		}
+		backoff = min(2*backoff, w.cfg.MaxReconnectBackoff)
+	}
+}
+
+// waitTasks waits for task goroutines left over from broken or drained streams (their
+// contexts are cancelled), bounded by closeGrace so a function that ignores
+// cancellation cannot hold Run forever.
+func (w *Worker) waitTasks() {
+	done := make(chan struct{})
+	go func() {
+		w.tasks.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(closeGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		w.mu.Lock()
+		n := w.running
+		w.mu.Unlock()
+		w.log.Error("functions still running after the drain timeout ignore their context; leaving them", "tasks", n)
+	}
+}
+
+// taskDone is called when a task ends: the slot it held is credited to the newest
+// session (the one that counted it as busy in its hello, or the task's own).
+func (w *Worker) taskDone() *session {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.running--
+	return w.cur
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// jitter spreads d over [d/2, d), so workers cut off together do not reconnect in step.
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2)
+}

@@ -1,0 +1,299 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	kasyncv1 "github.com/kasync/kasync/proto/kasync/v1"
+	"github.com/kasync/kasync/scheduler"
+	"github.com/kasync/kasync/scheduler/rpc"
+)
+
+// closeGrace bounds the wait for the scheduler to end a stream after the worker
+// half-closed it at the end of a drain.
+const closeGrace = 5 * time.Second
+
+// session is one Work stream. Sends are serialized by sendMu; once the stream is
+// half-closed or broken (dead), sends are skipped.
+type session struct {
+	w      *Worker
+	stream grpc.BidiStreamingClient[kasyncv1.WorkRequest, kasyncv1.WorkResponse]
+
+	sendMu sync.Mutex
+	dead   bool // guarded by sendMu
+
+	mu       sync.Mutex
+	tasks    map[uint64]context.CancelFunc
+	draining bool
+	changed  chan struct{} // buffered 1: a task ended
+}
+
+// serve runs one session against addr until the stream breaks or ctx is done (then it
+// drains). welcomed reports whether the scheduler accepted the hello.
+func (w *Worker) serve(ctx context.Context, addr string) (welcomed bool, err error) {
+	conn, err := grpc.NewClient(addr, w.cfg.DialOptions...)
+	if err != nil {
+		return false, fmt.Errorf("runtime: worker: dial %s: %w", addr, err)
+	}
+	defer conn.Close()
+	// The stream outlives ctx, so results can still be sent while draining; until the
+	// welcome, ctx aborts it.
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stopAbort := context.AfterFunc(ctx, cancel)
+	stream, err := kasyncv1.NewSchedulerClient(conn).Work(sctx)
+	if err != nil {
+		return false, fmt.Errorf("runtime: worker: open stream to %s: %w", addr, err)
+	}
+	s := &session{w: w, stream: stream, tasks: make(map[uint64]context.CancelFunc), changed: make(chan struct{}, 1)}
+	if err := s.hello(); err != nil {
+		if _, rerr := stream.Recv(); rerr != nil {
+			err = rerr // the stream's status says why the send failed
+		}
+		return false, w.helloError(addr, err)
+	}
+	msg, err := stream.Recv()
+	if err != nil {
+		return false, w.helloError(addr, err)
+	}
+	if msg.GetWelcome() == nil {
+		return false, fmt.Errorf("runtime: worker: scheduler %s answered the hello with %T, not a welcome", addr, msg.GetMsg())
+	}
+	if !stopAbort() {
+		return true, ctx.Err() // ctx ended during the hello; nothing ran yet
+	}
+	w.log.Info("connected to scheduler", "addr", addr, "functions", w.cfg.Registry.Names(), "capacity", w.cfg.Capacity)
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel() // ends the receive loop and the heartbeats, before wg.Wait
+	recvErr := make(chan error, 1)
+	wg.Go(func() { recvErr <- s.receive() })
+	wg.Go(func() { s.heartbeats(sctx) })
+
+	select {
+	case err := <-recvErr:
+		s.broken()
+		if errors.Is(err, io.EOF) {
+			err = errors.New("the scheduler closed the stream")
+		}
+		return true, fmt.Errorf("runtime: worker: stream to %s: %w", addr, err)
+	case <-ctx.Done():
+		s.drain(recvErr)
+		return true, nil
+	}
+}
+
+// hello sends the WorkerHello. The session becomes the worker's current one in the same
+// step that counts busy slots, so that every slot freed later is credited to it.
+func (s *session) hello() error {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	w := s.w
+	w.mu.Lock()
+	busy := min(w.running, w.cfg.Capacity)
+	w.cur = s
+	w.mu.Unlock()
+	return s.stream.Send(&kasyncv1.WorkRequest{Msg: &kasyncv1.WorkRequest_Hello{Hello: &kasyncv1.WorkerHello{
+		WorkerId:  w.cfg.WorkerID,
+		Functions: w.cfg.Registry.Names(),
+		Capacity:  uint32(w.cfg.Capacity),
+		Busy:      uint32(busy),
+	}}})
+}
+
+// helloError turns a failed hello into Run's error: a refusal is permanent.
+func (w *Worker) helloError(addr string, err error) error {
+	if errors.Is(err, io.EOF) {
+		// Send reports io.EOF when the server ended the stream; its status is on Recv.
+		err = errors.New("stream closed during the hello")
+	}
+	switch status.Code(err) {
+	case codes.FailedPrecondition, codes.InvalidArgument:
+		return fmt.Errorf("runtime: worker: scheduler %s: %w: %s", addr, ErrWorkerRejected, status.Convert(err).Message())
+	}
+	return fmt.Errorf("runtime: worker: hello to %s: %w", addr, err)
+}
+
+// receive handles the scheduler's messages until the stream ends.
+func (s *session) receive() error {
+	for {
+		msg, err := s.stream.Recv()
+		if err != nil {
+			return err
+		}
+		switch m := msg.GetMsg().(type) {
+		case *kasyncv1.WorkResponse_Task:
+			s.start(m.Task)
+		case *kasyncv1.WorkResponse_Cancel:
+			s.mu.Lock()
+			if cancel, ok := s.tasks[m.Cancel.GetTaskId()]; ok {
+				cancel()
+			}
+			s.mu.Unlock()
+		default:
+			s.w.log.Warn("ignoring unexpected message from the scheduler", "type", fmt.Sprintf("%T", m))
+		}
+	}
+}
+
+// start runs one task on its own goroutine; a task that arrives while draining is
+// answered at once as retriable, so another worker can take it.
+func (s *session) start(pt *kasyncv1.Task) {
+	id := pt.GetTaskId()
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		s.send(resultMsg(id, scheduler.Retriable(scheduler.ReasonShutdown, "the worker is shutting down")))
+		return
+	}
+	// Not derived from Run's ctx: a drain lets running tasks finish.
+	ctx, cancel := context.WithCancel(context.Background())
+	s.tasks[id] = cancel
+	s.mu.Unlock()
+
+	w := s.w
+	w.mu.Lock()
+	w.running++
+	w.mu.Unlock()
+	w.tasks.Go(func() {
+		defer cancel()
+		wl := rpc.TaskWorkload(pt)
+		t := &Task{ID: wl.ID, Function: wl.Function, Key: wl.Key, Payload: wl.Payload, Headers: wl.Headers, Attempt: wl.Attempt}
+		t.heartbeatFunc = func(context.Context) error { return s.heartbeat([]uint64{id}) }
+		o := w.cfg.Registry.RunTask(ctx, t, rpc.TaskTimeout(pt))
+		s.finish(id, o)
+	})
+}
+
+// finish sends a task's result and frees its slot.
+func (s *session) finish(id uint64, o scheduler.Outcome) {
+	s.mu.Lock()
+	delete(s.tasks, id)
+	draining := s.draining
+	s.mu.Unlock()
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+	cur := s.w.taskDone()
+	if cur == s {
+		s.send(resultMsg(id, o))
+	}
+	if draining || cur == nil {
+		return
+	}
+	cur.mu.Lock()
+	curDraining := cur.draining
+	cur.mu.Unlock()
+	if !curDraining {
+		cur.send(&kasyncv1.WorkRequest{Msg: &kasyncv1.WorkRequest_Credit{Credit: &kasyncv1.WorkCredit{N: 1}}})
+	}
+}
+
+func resultMsg(id uint64, o scheduler.Outcome) *kasyncv1.WorkRequest {
+	return &kasyncv1.WorkRequest{Msg: &kasyncv1.WorkRequest_Result{Result: rpc.TaskResultToProto(id, o)}}
+}
+
+// send sends m unless the stream is gone; a failed send is noticed by receive.
+func (s *session) send(m *kasyncv1.WorkRequest) bool {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	if s.dead {
+		return false
+	}
+	return s.stream.Send(m) == nil
+}
+
+func (s *session) heartbeat(ids []uint64) error {
+	if !s.send(&kasyncv1.WorkRequest{Msg: &kasyncv1.WorkRequest_Heartbeat{Heartbeat: &kasyncv1.Heartbeat{TaskIds: ids}}}) {
+		return fmt.Errorf("runtime: heartbeat: %w", errTaskLost)
+	}
+	return nil
+}
+
+// heartbeats sends the ids of running tasks every Heartbeat until ctx ends.
+func (s *session) heartbeats(ctx context.Context) {
+	t := time.NewTicker(s.w.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		ids := make([]uint64, 0, len(s.tasks))
+		for id := range s.tasks {
+			ids = append(ids, id)
+		}
+		s.mu.Unlock()
+		if len(ids) > 0 {
+			_ = s.heartbeat(ids)
+		}
+	}
+}
+
+// broken marks the stream gone and cancels its tasks: the scheduler has failed them as
+// worker-lost, so their work is wasted and their slots are better freed.
+func (s *session) broken() {
+	s.sendMu.Lock()
+	s.dead = true
+	s.sendMu.Unlock()
+	s.mu.Lock()
+	for _, cancel := range s.tasks {
+		cancel()
+	}
+	s.mu.Unlock()
+}
+
+// drain stops taking tasks, waits up to DrainTimeout for the running ones to send their
+// results, then half-closes the stream and waits for the scheduler to end it.
+func (s *session) drain(recvErr <-chan error) {
+	s.mu.Lock()
+	s.draining = true
+	n := len(s.tasks)
+	s.mu.Unlock()
+	log := s.w.log
+	log.Info("draining", "running", n, "timeout", s.w.cfg.DrainTimeout)
+	timeout := time.NewTimer(s.w.cfg.DrainTimeout)
+	defer timeout.Stop()
+wait:
+	for {
+		s.mu.Lock()
+		n = len(s.tasks)
+		s.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		select {
+		case <-s.changed:
+		case err := <-recvErr:
+			log.Warn("stream broke while draining; running tasks are lost", "error", err, "running", n)
+			s.broken()
+			return
+		case <-timeout.C:
+			log.Warn("drain timeout; cancelling running tasks", "running", n)
+			break wait
+		}
+	}
+	s.broken() // cancels what is left; no more sends
+	s.sendMu.Lock()
+	_ = s.stream.CloseSend()
+	s.sendMu.Unlock()
+	grace := time.NewTimer(closeGrace)
+	defer grace.Stop()
+	select {
+	case <-recvErr:
+	case <-grace.C:
+	}
+	log.Info("drained")
+}

@@ -1,0 +1,53 @@
+// Package rpc carries the scheduler over gRPC (the Scheduler service of
+// proto/kasync/v1): the server side of Push and Work streams, the WorkerPool executor
+// for functions served by SDK workers, and the Client a remote tailer uses.
+//
+// It owns the wire only: admission, queues and limits stay in package scheduler; a
+// Push stream is a thin relay into scheduler.Scheduler.Enqueue, and a Work stream is a
+// worker's membership in a WorkerPool. It imports no Kafka client.
+//
+// Wiring, on a scheduler node:
+//
+//	pool := rpc.NewWorkerPool(logger)
+//	sched, _ := scheduler.New(scheduler.Config{Functions: []scheduler.Function{
+//		{Name: "charge", Concurrency: 64, Timeout: 30 * time.Second, Executor: pool},
+//	}})
+//	srv, _ := rpc.NewServer(sched, pool, rpc.ServerOptions{})
+//	g := grpc.NewServer()
+//	srv.Register(g)
+//	go g.Serve(lis)
+//	// shutdown: g.Stop(); pool.Close(); sched.Close()
+//
+// and on a tailer node: rpc.NewClient(conn, rpc.ClientOptions{}) is a tailer.Scheduler.
+//
+// Invariants:
+//
+//  1. Credit (Push). A Push stream never holds more unanswered workloads than its
+//     credit: the server grants PushWindow after the hello and one unit per outcome it
+//     sends; a tailer that sends more is cut off with RESOURCE_EXHAUSTED. So memory per
+//     stream is bounded by PushWindow workloads and outcomes (DESIGN invariant 4).
+//  2. One outcome per workload per stream. Every workload received on a live Push stream
+//     gets exactly one Outcome; a malformed one gets a fatal "invalid" outcome instead of
+//     ending the stream (DESIGN invariant 6). Outcomes for a stream that ended are
+//     dropped, and every goroutine of a stream ends with it.
+//  3. At least once across breaks, at most one result per token. The Client keeps every
+//     unanswered workload; when its gRPC stream breaks it reconnects with jittered,
+//     capped exponential backoff and re-sends them all. A token's result is delivered at
+//     most once, and never after Close returns.
+//  4. Worker capacity. The WorkerPool sends a worker a task only within the credit the
+//     worker granted (capacity - busy at hello, then WorkCredit); credit that would make
+//     free slots plus held tasks exceed the capacity is a protocol error.
+//  5. Timeouts start when a task is handed to its worker's stream (CLAIMED), not while
+//     it waits for a worker. On timeout the worker gets CancelTask and the attempt is
+//     retriable with reason "timeout"; the late result is dropped.
+//  6. Worker loss. When a Work stream ends for any reason (break, protocol error,
+//     shutdown), every task the worker held fails at once as retriable "worker-lost";
+//     other workers and streams are unaffected. A protocol error (result for a task the
+//     worker does not hold, malformed outcome kind, excess credit) ends only that stream,
+//     with INVALID_ARGUMENT.
+//  7. A worker is admitted only if its hello is well formed (INVALID_ARGUMENT otherwise)
+//     and every function it offers is configured on the scheduler (FAILED_PRECONDITION,
+//     naming the function and the configured ones).
+//  8. Waiting for a worker does not poll: waiters sleep on a per-function channel that is
+//     closed when a worker of that function joins or grants credit, or the pool closes.
+package rpc

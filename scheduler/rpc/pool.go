@@ -1,0 +1,346 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	kasyncv1 "github.com/kasync/kasync/proto/kasync/v1"
+	"github.com/kasync/kasync/scheduler"
+)
+
+// errProtocol is wrapped by the errors poolWorker methods return for protocol
+// violations; the Work handler turns them into INVALID_ARGUMENT.
+var errProtocol = errors.New("protocol violation")
+
+// WorkerPool is the scheduler.Executor for functions that SDK workers serve. Workers
+// join it through Work streams (see Server.Work); Execute hands each attempt to a
+// connected worker with free capacity and waits for its result.
+type WorkerPool struct {
+	log    *slog.Logger
+	nextID atomic.Uint64
+
+	mu      sync.Mutex
+	byFunc  map[string][]*poolWorker // connected workers per function
+	changed map[string]chan struct{} // per function: closed when capacity may have appeared
+	rr      map[string]int           // per function: round-robin offset
+	closed  bool
+	all     map[*poolWorker]struct{} // every connected worker
+}
+
+// NewWorkerPool returns an empty pool. logger may be nil (slog.Default()).
+func NewWorkerPool(logger *slog.Logger) *WorkerPool {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &WorkerPool{
+		log:     logger,
+		byFunc:  make(map[string][]*poolWorker),
+		changed: make(map[string]chan struct{}),
+		rr:      make(map[string]int),
+		all:     make(map[*poolWorker]struct{}),
+	}
+}
+
+// poolWorker is one connected worker (one Work stream). Fields other than the
+// immutable ones are guarded by the pool's mu.
+type poolWorker struct {
+	id        string
+	functions []string
+	capacity  int
+	out       *outbox // messages to the worker, sent by the stream's sender goroutine
+
+	free  int                  // tasks the worker granted credit for and has not been sent
+	tasks map[uint64]*poolTask // tasks sent and not answered, including abandoned ones
+	gone  bool
+}
+
+type poolTask struct {
+	id        uint64
+	result    chan scheduler.Outcome // buffered 1; written once, under the pool's mu
+	abandoned bool                   // Execute gave up (timeout, ctx); the result is dropped
+	lastBeat  time.Time
+}
+
+// Execute runs one attempt of w on a worker that serves w.Function. It waits, without
+// a timeout but respecting ctx, for such a worker with free capacity; timeout counts
+// from when the task is handed to the worker's stream.
+func (p *WorkerPool) Execute(ctx context.Context, w *scheduler.Workload, timeout time.Duration) scheduler.Outcome {
+	wk, task, o, ok := p.claim(ctx, w.Function)
+	if !ok {
+		return o
+	}
+	wk.out.push(&kasyncv1.WorkResponse{Msg: &kasyncv1.WorkResponse_Task{Task: TaskToProto(task.id, w, timeout)}})
+
+	var expired <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case o := <-task.result:
+		return o
+	case <-expired:
+		return p.abandon(wk, task, scheduler.Retriable(scheduler.ReasonTimeout,
+			fmt.Sprintf("function %q: no result from worker %q within %v", w.Function, wk.id, timeout)))
+	case <-ctx.Done():
+		return p.abandon(wk, task, scheduler.Retriable(scheduler.ReasonShutdown,
+			fmt.Sprintf("function %q: attempt cancelled on worker %q: %v", w.Function, wk.id, context.Cause(ctx))))
+	}
+}
+
+// claim reserves one unit of a worker's capacity for function and registers a task.
+func (p *WorkerPool) claim(ctx context.Context, function string) (*poolWorker, *poolTask, scheduler.Outcome, bool) {
+	for {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return nil, nil, scheduler.Retriable(scheduler.ReasonShutdown, "worker pool is closed"), false
+		}
+		if wk := p.pick(function); wk != nil {
+			task := &poolTask{id: p.nextID.Add(1), result: make(chan scheduler.Outcome, 1)}
+			wk.free--
+			wk.tasks[task.id] = task
+			p.mu.Unlock()
+			return wk, task, scheduler.Outcome{}, true
+		}
+		changed := p.changedLocked(function)
+		p.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, nil, scheduler.Retriable(scheduler.ReasonShutdown,
+				fmt.Sprintf("function %q: gave up waiting for a worker: %v", function, context.Cause(ctx))), false
+		}
+	}
+}
+
+// pick returns the least loaded worker of function with free capacity; ties go round
+// robin. Callers hold mu.
+func (p *WorkerPool) pick(function string) *poolWorker {
+	ws := p.byFunc[function]
+	if len(ws) == 0 {
+		return nil
+	}
+	start := p.rr[function] % len(ws)
+	var best *poolWorker
+	for i := range ws {
+		wk := ws[(start+i)%len(ws)]
+		if wk.free > 0 && (best == nil || len(wk.tasks) < len(best.tasks)) {
+			best = wk
+		}
+	}
+	if best != nil {
+		p.rr[function] = start + 1
+	}
+	return best
+}
+
+func (p *WorkerPool) changedLocked(function string) chan struct{} {
+	ch, ok := p.changed[function]
+	if !ok {
+		ch = make(chan struct{})
+		p.changed[function] = ch
+	}
+	return ch
+}
+
+// wakeLocked wakes the waiters of functions; callers hold mu.
+func (p *WorkerPool) wakeLocked(functions []string) {
+	for _, f := range functions {
+		if ch, ok := p.changed[f]; ok {
+			close(ch)
+			delete(p.changed, f)
+		}
+	}
+}
+
+// abandon gives up on a task: a result that raced in wins; otherwise the worker is told
+// to cancel it, and its result, when it comes, is dropped.
+func (p *WorkerPool) abandon(wk *poolWorker, task *poolTask, o scheduler.Outcome) scheduler.Outcome {
+	p.mu.Lock()
+	select {
+	case got := <-task.result:
+		p.mu.Unlock()
+		return got
+	default:
+	}
+	task.abandoned = true
+	gone := wk.gone
+	p.mu.Unlock()
+	if !gone {
+		wk.out.push(&kasyncv1.WorkResponse{Msg: &kasyncv1.WorkResponse_Cancel{Cancel: &kasyncv1.CancelTask{TaskId: task.id}}})
+	}
+	return o
+}
+
+// Close fails every waiting and future Execute with a retriable "shutdown" outcome.
+// Tasks already on workers still get their results. Close does not end Work streams;
+// stopping the gRPC server does.
+func (p *WorkerPool) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	for f, ch := range p.changed {
+		close(ch)
+		delete(p.changed, f)
+	}
+	return nil
+}
+
+// WorkerInfo describes one connected worker, for status views.
+type WorkerInfo struct {
+	ID        string
+	Functions []string
+	Capacity  int
+	Running   int // tasks sent and not answered
+	Free      int // credit not yet used
+}
+
+// Workers lists the connected workers.
+func (p *WorkerPool) Workers() []WorkerInfo {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]WorkerInfo, 0, len(p.all))
+	for wk := range p.all {
+		out = append(out, WorkerInfo{ID: wk.id, Functions: wk.functions, Capacity: wk.capacity, Running: len(wk.tasks), Free: wk.free})
+	}
+	return out
+}
+
+// attach adds a worker with capacity-busy initial credit.
+func (p *WorkerPool) attach(id string, functions []string, capacity, busy int, out *outbox) *poolWorker {
+	wk := &poolWorker{id: id, functions: functions, capacity: capacity, out: out,
+		free: capacity - busy, tasks: make(map[uint64]*poolTask)}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.all[wk] = struct{}{}
+	for _, f := range functions {
+		p.byFunc[f] = append(p.byFunc[f], wk)
+	}
+	p.wakeLocked(functions)
+	return wk
+}
+
+// detach removes a worker whose stream ended; each task it held fails as worker-lost.
+func (p *WorkerPool) detach(wk *poolWorker, cause error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if wk.gone {
+		return
+	}
+	wk.gone = true
+	delete(p.all, wk)
+	for _, f := range wk.functions {
+		ws := p.byFunc[f]
+		for i, x := range ws {
+			if x == wk {
+				ws = append(ws[:i], ws[i+1:]...)
+				break
+			}
+		}
+		if len(ws) == 0 {
+			delete(p.byFunc, f)
+		} else {
+			p.byFunc[f] = ws
+		}
+	}
+	lost := 0
+	for id, task := range wk.tasks {
+		if !task.abandoned {
+			task.result <- scheduler.Retriable(scheduler.ReasonWorkerLost,
+				fmt.Sprintf("worker %q went away: %v", wk.id, cause))
+			lost++
+		}
+		delete(wk.tasks, id)
+	}
+	wk.free = 0
+	if lost > 0 {
+		p.log.Warn("worker lost with running tasks", "worker", wk.id, "tasks", lost, "cause", cause)
+	}
+}
+
+// credit adds n to a worker's free capacity.
+func (p *WorkerPool) credit(wk *poolWorker, n uint32) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n == 0 {
+		return fmt.Errorf("%w: WorkCredit.n is 0; send credit only for freed slots", errProtocol)
+	}
+	if int64(wk.free)+int64(n)+int64(len(wk.tasks)) > int64(wk.capacity) {
+		return fmt.Errorf("%w: WorkCredit of %d would give %d free slots and %d held tasks, over the capacity %d of the hello",
+			errProtocol, n, int64(wk.free)+int64(n), len(wk.tasks), wk.capacity)
+	}
+	wk.free += int(n)
+	p.wakeLocked(wk.functions)
+	return nil
+}
+
+// result answers a task.
+func (p *WorkerPool) result(wk *poolWorker, r *kasyncv1.TaskResult) error {
+	o, err := TaskResultFromProto(r)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errProtocol, err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	task, ok := wk.tasks[r.GetTaskId()]
+	if !ok {
+		return fmt.Errorf("%w: TaskResult for task %d, which this worker does not hold (unknown or already answered)", errProtocol, r.GetTaskId())
+	}
+	delete(wk.tasks, task.id)
+	if !task.abandoned {
+		task.result <- o
+	}
+	return nil
+}
+
+// heartbeat records that tasks are alive. Unknown ids are ignored: a heartbeat may
+// race with the result of its task.
+func (p *WorkerPool) heartbeat(wk *poolWorker, ids []uint64) {
+	now := time.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, id := range ids {
+		if task, ok := wk.tasks[id]; ok {
+			task.lastBeat = now
+		}
+	}
+}
+
+// outbox queues messages for one Work stream; the stream's sender goroutine drains it.
+// It is bounded by the worker's capacity: at most one Task and one CancelTask per slot.
+type outbox struct {
+	mu     sync.Mutex
+	msgs   []*kasyncv1.WorkResponse
+	notify chan struct{} // buffered 1
+}
+
+func newOutbox() *outbox { return &outbox{notify: make(chan struct{}, 1)} }
+
+func (o *outbox) push(m *kasyncv1.WorkResponse) {
+	o.mu.Lock()
+	o.msgs = append(o.msgs, m)
+	o.mu.Unlock()
+	select {
+	case o.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (o *outbox) take(dst []*kasyncv1.WorkResponse) []*kasyncv1.WorkResponse {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	dst = append(dst[:0], o.msgs...)
+	clear(o.msgs)
+	o.msgs = o.msgs[:0]
+	return dst
+}

@@ -1,0 +1,255 @@
+package rpc
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	kasyncv1 "github.com/kasync/kasync/proto/kasync/v1"
+	"github.com/kasync/kasync/scheduler"
+)
+
+// DefaultPushWindow is the credit granted to each Push stream when ServerOptions.PushWindow
+// is 0: how many workloads one tailer may have unanswered on one stream.
+const DefaultPushWindow = 10000
+
+// maxOutcomesPerBatch bounds one OutcomeBatch message (each outcome carries at most
+// maxErrorText bytes of error, so a batch stays well under gRPC's 4 MiB default).
+const maxOutcomesPerBatch = 512
+
+// ServerOptions configure a Server. The zero value is valid.
+type ServerOptions struct {
+	// PushWindow is the credit of each Push stream (default DefaultPushWindow).
+	PushWindow int
+	// MaxWorkloadBytes, when positive, answers a workload whose Size is larger with a
+	// fatal "too-large" outcome before it reaches the scheduler. 0: no check here (the
+	// scheduler's own limit still applies).
+	MaxWorkloadBytes int
+	// Logger receives stream lifecycle and protocol errors (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (o ServerOptions) withDefaults() ServerOptions {
+	if o.PushWindow == 0 {
+		o.PushWindow = DefaultPushWindow
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+func (o ServerOptions) validate() error {
+	var errs []error
+	if o.PushWindow < 1 || o.PushWindow > math.MaxUint32 {
+		errs = append(errs, fmt.Errorf("PushWindow is %d; it must be in 1..%d (0 for the default %d)", o.PushWindow, uint32(math.MaxUint32), DefaultPushWindow))
+	}
+	if o.MaxWorkloadBytes < 0 {
+		errs = append(errs, fmt.Errorf("MaxWorkloadBytes is %d; it must be >= 0 (0: no limit here)", o.MaxWorkloadBytes))
+	}
+	return errors.Join(errs...)
+}
+
+// Server serves the Scheduler gRPC service: Push streams from tailers go into a
+// scheduler.Scheduler, Work streams from SDK workers join a WorkerPool.
+type Server struct {
+	kasyncv1.UnimplementedSchedulerServer
+
+	sched *scheduler.Scheduler
+	pool  *WorkerPool
+	opts  ServerOptions
+	log   *slog.Logger
+}
+
+// NewServer builds a Server over s. pool may be nil when no function is served by SDK
+// workers; Work streams are then refused with FAILED_PRECONDITION.
+func NewServer(s *scheduler.Scheduler, pool *WorkerPool, opts ServerOptions) (*Server, error) {
+	if s == nil {
+		return nil, errors.New("rpc: new server: scheduler is nil")
+	}
+	opts = opts.withDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, fmt.Errorf("rpc: new server: %w", err)
+	}
+	return &Server{sched: s, pool: pool, opts: opts, log: opts.Logger}, nil
+}
+
+// Register adds the Scheduler service to g.
+func (s *Server) Register(g *grpc.Server) { kasyncv1.RegisterSchedulerServer(g, s) }
+
+// Push serves one tailer's push stream.
+func (s *Server) Push(stream grpc.BidiStreamingServer[kasyncv1.PushRequest, kasyncv1.PushResponse]) error {
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	hello := first.GetHello()
+	if hello == nil {
+		return status.Error(codes.InvalidArgument, "push: the first message must be a PushHello")
+	}
+	if hello.GetTailer() == "" {
+		return status.Error(codes.InvalidArgument, "push: hello.tailer is empty; name the tailer")
+	}
+	log := s.log.With("tailer", hello.GetTailer())
+
+	ps := &pushStream{stream: stream, notify: make(chan struct{}, 1), stop: make(chan struct{})}
+	// The first grant is sent before the sender starts, so it always comes first.
+	if err := stream.Send(creditMsg(s.opts.PushWindow)); err != nil {
+		return err
+	}
+	ps.credit = s.opts.PushWindow
+
+	sendErr, senderDone := make(chan error, 1), make(chan struct{})
+	go func() {
+		defer close(senderDone)
+		sendErr <- ps.sendLoop()
+	}()
+	defer func() {
+		ps.end()
+		awaitSender(senderDone)
+	}()
+	log.Debug("push stream open")
+
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			log.Debug("push stream closed by tailer")
+			return nil
+		}
+		if err != nil {
+			select {
+			case serr := <-sendErr:
+				if serr != nil {
+					return serr
+				}
+			default:
+			}
+			return err
+		}
+		batch := req.GetBatch()
+		if batch == nil {
+			return status.Error(codes.InvalidArgument, "push: after the hello only WorkloadBatch messages may be sent")
+		}
+		if err := ps.take(len(batch.GetWorkloads())); err != nil {
+			log.Warn("push stream over credit", "error", err)
+			return err
+		}
+		for _, pw := range batch.GetWorkloads() {
+			s.enqueue(ps, pw, log)
+		}
+	}
+}
+
+func (s *Server) enqueue(ps *pushStream, pw *kasyncv1.Workload, log *slog.Logger) {
+	token := pw.GetToken()
+	w, err := WorkloadFromProto(pw)
+	if err != nil {
+		log.Warn("invalid workload", "error", err)
+		ps.add(token, scheduler.Fatal(scheduler.ReasonInvalid, err.Error()))
+		return
+	}
+	if max := s.opts.MaxWorkloadBytes; max > 0 && w.Size() > max {
+		ps.add(token, scheduler.Fatal(scheduler.ReasonTooLarge,
+			fmt.Sprintf("workload %q is %d bytes; the limit is %d", w.ID, w.Size(), max)))
+		return
+	}
+	s.sched.Enqueue(w, func(o scheduler.Outcome) { ps.add(token, o) })
+}
+
+func creditMsg(n int) *kasyncv1.PushResponse {
+	return &kasyncv1.PushResponse{Msg: &kasyncv1.PushResponse_Credit{Credit: &kasyncv1.Credit{Workloads: uint32(n)}}}
+}
+
+// pushStream is the server's state of one Push stream: the credit the tailer has left
+// and the outcomes not yet sent. Outcomes are collected from scheduler callbacks and
+// flushed in batches by the stream's one sender goroutine.
+type pushStream struct {
+	stream grpc.BidiStreamingServer[kasyncv1.PushRequest, kasyncv1.PushResponse]
+	notify chan struct{} // buffered 1: outcomes are waiting
+	stop   chan struct{} // closed by end
+
+	mu      sync.Mutex
+	credit  int                 // workloads the tailer may still send
+	pending []*kasyncv1.Outcome // outcomes not yet sent
+	ended   bool
+}
+
+// take accounts for n received workloads.
+func (ps *pushStream) take(n int) error {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if n > ps.credit {
+		return status.Errorf(codes.ResourceExhausted,
+			"push: batch of %d workloads exceeds the remaining credit of %d; wait for Credit messages", n, ps.credit)
+	}
+	ps.credit -= n
+	return nil
+}
+
+// add queues one outcome; it is dropped once the stream has ended.
+func (ps *pushStream) add(token uint64, o scheduler.Outcome) {
+	ps.mu.Lock()
+	if ps.ended {
+		ps.mu.Unlock()
+		return
+	}
+	ps.pending = append(ps.pending, OutcomeToProto(token, o))
+	ps.mu.Unlock()
+	select {
+	case ps.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (ps *pushStream) end() {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if !ps.ended {
+		ps.ended = true
+		ps.pending = nil
+		close(ps.stop)
+	}
+}
+
+// sendLoop flushes outcomes, each batch followed by the credit it frees.
+func (ps *pushStream) sendLoop() error {
+	var spare []*kasyncv1.Outcome // reused between flushes
+	for {
+		select {
+		case <-ps.stop:
+			return nil
+		case <-ps.notify:
+		}
+		ps.mu.Lock()
+		all := ps.pending
+		ps.pending = spare[:0]
+		ps.mu.Unlock()
+		for rest := all; len(rest) > 0; {
+			n := min(len(rest), maxOutcomesPerBatch)
+			msg := &kasyncv1.PushResponse{Msg: &kasyncv1.PushResponse_Outcomes{
+				Outcomes: &kasyncv1.OutcomeBatch{Outcomes: rest[:n:n]},
+			}}
+			if err := ps.stream.Send(msg); err != nil {
+				return err
+			}
+			// Credit is returned before the tailer can see it, so a tailer that spends
+			// it at once is never over its credit here.
+			ps.mu.Lock()
+			ps.credit += n
+			ps.mu.Unlock()
+			if err := ps.stream.Send(creditMsg(n)); err != nil {
+				return err
+			}
+			rest = rest[n:]
+		}
+		clear(all)
+		spare = all[:0]
+	}
+}

@@ -1,0 +1,158 @@
+package rpc
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	kasyncv1 "github.com/kasync/kasync/proto/kasync/v1"
+)
+
+// MaxWorkerCapacity is the largest WorkerHello.capacity accepted.
+const MaxWorkerCapacity = 100000
+
+// Work serves one SDK worker's stream: it checks the hello, joins the worker to the
+// pool and relays tasks, results, credit and heartbeats until the stream ends. Then
+// every task the worker held fails as worker-lost.
+func (s *Server) Work(stream grpc.BidiStreamingServer[kasyncv1.WorkRequest, kasyncv1.WorkResponse]) error {
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	hello := first.GetHello()
+	if err := s.checkWorkerHello(hello); err != nil {
+		s.log.Warn("worker refused", "worker", hello.GetWorkerId(), "error", err)
+		return err
+	}
+	log := s.log.With("worker", hello.GetWorkerId())
+	if err := stream.Send(&kasyncv1.WorkResponse{Msg: &kasyncv1.WorkResponse_Welcome{Welcome: &kasyncv1.WorkerWelcome{}}}); err != nil {
+		return err
+	}
+
+	out := newOutbox()
+	wk := s.pool.attach(hello.GetWorkerId(), hello.GetFunctions(), int(hello.GetCapacity()), int(hello.GetBusy()), out)
+	log.Info("worker joined", "functions", hello.GetFunctions(), "capacity", hello.GetCapacity(), "busy", hello.GetBusy())
+
+	stop, senderDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(senderDone)
+		sendOutbox(stream, out, stop)
+	}()
+	err = s.serveWorker(stream, wk)
+	s.pool.detach(wk, err)
+	close(stop)
+	awaitSender(senderDone)
+	if errors.Is(err, io.EOF) {
+		log.Info("worker left")
+		return nil
+	}
+	log.Warn("worker stream ended", "error", err)
+	return err
+}
+
+func (s *Server) serveWorker(stream grpc.BidiStreamingServer[kasyncv1.WorkRequest, kasyncv1.WorkResponse], wk *poolWorker) error {
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		switch m := req.GetMsg().(type) {
+		case *kasyncv1.WorkRequest_Credit:
+			err = s.pool.credit(wk, m.Credit.GetN())
+		case *kasyncv1.WorkRequest_Result:
+			err = s.pool.result(wk, m.Result)
+		case *kasyncv1.WorkRequest_Heartbeat:
+			s.pool.heartbeat(wk, m.Heartbeat.GetTaskIds())
+		case *kasyncv1.WorkRequest_Hello:
+			err = fmt.Errorf("%w: a second WorkerHello on one stream", errProtocol)
+		default:
+			err = fmt.Errorf("%w: empty or unknown WorkRequest message", errProtocol)
+		}
+		if err != nil {
+			return status.Error(codes.InvalidArgument, "work: "+err.Error())
+		}
+	}
+}
+
+// sendOutbox sends queued messages until stop is closed or a send fails (the stream is
+// then broken, and the receive loop sees it too).
+func sendOutbox(stream grpc.BidiStreamingServer[kasyncv1.WorkRequest, kasyncv1.WorkResponse], out *outbox, stop <-chan struct{}) {
+	var buf []*kasyncv1.WorkResponse
+	for {
+		select {
+		case <-stop:
+			return
+		case <-out.notify:
+		}
+		buf = out.take(buf)
+		for i, m := range buf {
+			if err := stream.Send(m); err != nil {
+				return
+			}
+			buf[i] = nil
+		}
+	}
+}
+
+func (s *Server) checkWorkerHello(h *kasyncv1.WorkerHello) error {
+	if h == nil {
+		return status.Error(codes.InvalidArgument, "work: the first message must be a WorkerHello")
+	}
+	var problems []string
+	if h.GetWorkerId() == "" {
+		problems = append(problems, "worker_id is empty; name the worker (for example host-pid)")
+	}
+	if len(h.GetFunctions()) == 0 {
+		problems = append(problems, "functions is empty; list the functions the worker serves")
+	}
+	seen := make(map[string]bool, len(h.GetFunctions()))
+	for i, f := range h.GetFunctions() {
+		switch {
+		case f == "":
+			problems = append(problems, fmt.Sprintf("functions[%d] is empty", i))
+		case seen[f]:
+			problems = append(problems, fmt.Sprintf("functions[%d] %q is listed twice", i, f))
+		}
+		seen[f] = true
+	}
+	if c := h.GetCapacity(); c < 1 || c > MaxWorkerCapacity {
+		problems = append(problems, fmt.Sprintf("capacity is %d; it must be in 1..%d", c, MaxWorkerCapacity))
+	} else if h.GetBusy() > c {
+		problems = append(problems, fmt.Sprintf("busy is %d; it must be at most capacity %d", h.GetBusy(), c))
+	}
+	if len(problems) > 0 {
+		return status.Error(codes.InvalidArgument, "work: invalid WorkerHello: "+strings.Join(problems, "; "))
+	}
+	if s.pool == nil {
+		return status.Error(codes.FailedPrecondition, "work: this scheduler has no worker pool; no function is served by SDK workers")
+	}
+	for _, f := range h.GetFunctions() {
+		if !s.sched.Has(f) {
+			return status.Errorf(codes.FailedPrecondition,
+				"work: worker %q serves function %q, which this scheduler does not have (configured: %s); configure it or remove it from the worker",
+				h.GetWorkerId(), f, strings.Join(s.sched.Functions(), ", "))
+		}
+	}
+	return nil
+}
+
+// senderGrace is how long a stream handler waits for its sender goroutine before
+// returning. The sender only lingers when it is blocked in Send on a peer that does not
+// read; returning ends the stream, which unblocks that Send, so the goroutine still
+// ends with the stream.
+const senderGrace = time.Second
+
+func awaitSender(done <-chan struct{}) {
+	t := time.NewTimer(senderGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}

@@ -1,0 +1,107 @@
+package tailer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kasync/kasync/checkpoint"
+)
+
+// commitLoop writes the checkpoints of changed partitions every CommitInterval, or
+// sooner once CommitCount records completed since the last write.
+func (t *Tailer) commitLoop(ctx context.Context) {
+	ticker := time.NewTicker(t.cfg.CommitInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		case <-t.commitNow:
+		}
+		if err := t.commit(ctx); err != nil && ctx.Err() == nil {
+			t.log.Warn("checkpoint commit failed; will retry", "err", err)
+		}
+	}
+}
+
+// commit writes the checkpoint of every owned partition whose progress changed.
+func (t *Tailer) commit(ctx context.Context) error {
+	t.commitMu.Lock()
+	defer t.commitMu.Unlock()
+	t.sinceCommit.Store(0)
+	t.mu.Lock()
+	parts := make([]*partition, 0, len(t.parts))
+	for _, p := range t.parts {
+		parts = append(parts, p)
+	}
+	t.mu.Unlock()
+
+	states := make(map[*partition]checkpoint.State, len(parts))
+	for _, p := range parts {
+		p.mu.Lock()
+		if !p.fenced && p.dirty {
+			if st, ok := p.stateLocked(); ok {
+				states[p] = st
+				p.dirty = false
+			}
+		}
+		p.mu.Unlock()
+	}
+	err := t.writeCheckpoints(ctx, states, true)
+	if err != nil {
+		// Write them again next time.
+		for p := range states {
+			p.mu.Lock()
+			p.dirty = true
+			p.mu.Unlock()
+		}
+	}
+	return err
+}
+
+// writeCheckpoints makes states durable in the store (one sync) and then, if toGroup,
+// commits their watermarks to the consumer group as the hand-off copy for the next
+// owner. The caller holds commitMu, so a revocation cannot interleave: no commit for a
+// partition lands after the partition was released.
+func (t *Tailer) writeCheckpoints(ctx context.Context, states map[*partition]checkpoint.State, toGroup bool) error {
+	if len(states) == 0 {
+		return nil
+	}
+	offsets := make(map[int32]kgo.EpochOffset, len(states))
+	for p, st := range states {
+		t.cfg.Store.Save(p.key, st)
+		offsets[p.key.Partition] = kgo.EpochOffset{Epoch: -1, Offset: st.Watermark}
+	}
+	if err := t.cfg.Store.Flush(ctx); err != nil {
+		return fmt.Errorf("tailer %s: flush checkpoints: %w", t.cfg.Name, err)
+	}
+	if !toGroup {
+		return nil
+	}
+	var commitErr error
+	t.cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{t.cfg.Topic: offsets},
+		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+			if err != nil {
+				commitErr = err
+				return
+			}
+			for _, rt := range resp.Topics {
+				for _, rp := range rt.Partitions {
+					if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+						commitErr = errors.Join(commitErr, fmt.Errorf("partition %d: %w", rp.Partition, err))
+					}
+				}
+			}
+		})
+	if commitErr != nil {
+		return fmt.Errorf("tailer %s: commit to group %s: %w", t.cfg.Name, t.cfg.Group, commitErr)
+	}
+	return nil
+}

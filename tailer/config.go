@@ -1,0 +1,162 @@
+package tailer
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kasync/kasync/checkpoint"
+)
+
+// Start says where a group with no checkpoint begins reading.
+type Start string
+
+const (
+	StartEarliest Start = "earliest"
+	StartLatest   Start = "latest"
+)
+
+// Config configures one tailer: one consumer group reading one topic for one function.
+type Config struct {
+	Name     string // the tailer's name, used in logs and as the push stream's name
+	Topic    string
+	Function string
+	Group    string // consumer group; default "kasync.<Name>"
+	Start    Start  // default StartEarliest
+
+	// ClientOpts connect to the cluster (seed brokers, TLS, SASL, logger). The tailer adds
+	// the consumer-group options itself and rejects none of these.
+	ClientOpts []kgo.Opt
+
+	// MaxRecords is the most records handed to the scheduler in one push (default 500).
+	MaxRecords int
+	// MaxWait is how long a fetch waits on the broker for records (default 10ms).
+	MaxWait time.Duration
+	// MaxInFlight bounds the records read and not yet done, over all partitions
+	// (default 10000). Polling stops while it is reached.
+	MaxInFlight int
+	// PartitionMaxInFlight bounds them per partition: a partition at its bound is paused
+	// until room frees (default MaxInFlight).
+	PartitionMaxInFlight int
+	// RevokeTimeout is how long a revoked partition waits for its in-flight records
+	// before its checkpoint is committed and it is released (default 10s).
+	RevokeTimeout time.Duration
+
+	// CommitInterval is how often checkpoints are written (default 1s); CommitCount
+	// completed records since the last commit trigger one earlier (default 10000).
+	CommitInterval time.Duration
+	CommitCount    int
+
+	// MaxAttempts bounds the attempts of a workload (default 5); Backoff is the delay
+	// before attempt 2, 3, ... (the last entry repeats; default 1s, 5s, 30s). Until the
+	// delay ladder lands, retriable failures are retried in place after the backoff.
+	MaxAttempts int
+	Backoff     []time.Duration
+
+	Scheduler  Scheduler        // where workloads go; required
+	Store      checkpoint.Store // durable checkpoints; required
+	DeadLetter DeadLetterer     // where fatal and exhausted records go; required
+	Logger     *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Group == "" && c.Name != "" {
+		c.Group = "kasync." + c.Name
+	}
+	if c.Start == "" {
+		c.Start = StartEarliest
+	}
+	if c.MaxRecords == 0 {
+		c.MaxRecords = 500
+	}
+	if c.MaxWait == 0 {
+		c.MaxWait = 10 * time.Millisecond
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = 10000
+	}
+	if c.PartitionMaxInFlight == 0 {
+		c.PartitionMaxInFlight = c.MaxInFlight
+	}
+	if c.RevokeTimeout == 0 {
+		c.RevokeTimeout = 10 * time.Second
+	}
+	if c.CommitInterval == 0 {
+		c.CommitInterval = time.Second
+	}
+	if c.CommitCount == 0 {
+		c.CommitCount = 10000
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 5
+	}
+	if len(c.Backoff) == 0 {
+		c.Backoff = []time.Duration{time.Second, 5 * time.Second, 30 * time.Second}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("tailer %q: %s: %s", c.Name, field, fmt.Sprintf(format, args...)))
+	}
+	if c.Name == "" {
+		bad("Name", "is empty; name the tailer")
+	}
+	if c.Topic == "" {
+		bad("Topic", "is empty; name the topic to read")
+	}
+	if c.Function == "" {
+		bad("Function", "is empty; name the function to run")
+	}
+	if c.Start != StartEarliest && c.Start != StartLatest {
+		bad("Start", "%q is not %q or %q", c.Start, StartEarliest, StartLatest)
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"MaxRecords", c.MaxRecords}, {"MaxInFlight", c.MaxInFlight}, {"PartitionMaxInFlight", c.PartitionMaxInFlight},
+		{"CommitCount", c.CommitCount}, {"MaxAttempts", c.MaxAttempts}} {
+		if f.v < 1 {
+			bad(f.name, "%d must be at least 1", f.v)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    time.Duration
+	}{{"MaxWait", c.MaxWait}, {"RevokeTimeout", c.RevokeTimeout}, {"CommitInterval", c.CommitInterval}} {
+		if f.v <= 0 {
+			bad(f.name, "%s must be positive", f.v)
+		}
+	}
+	for i, d := range c.Backoff {
+		if d < 0 {
+			bad(fmt.Sprintf("Backoff[%d]", i), "%s is negative", d)
+		}
+	}
+	if c.Scheduler == nil {
+		bad("Scheduler", "is nil")
+	}
+	if c.Store == nil {
+		bad("Store", "is nil")
+	}
+	if c.DeadLetter == nil {
+		bad("DeadLetter", "is nil")
+	}
+	return errors.Join(errs...)
+}
+
+// backoff is the delay before the attempt after attempt (1-based), jittered by ±20% so
+// that a burst of failures does not come back as a burst.
+func (c Config) backoff(attempt int, jitter float64) time.Duration {
+	i := min(attempt-1, len(c.Backoff)-1)
+	d := c.Backoff[max(i, 0)]
+	return time.Duration(float64(d) * (0.8 + 0.4*jitter))
+}

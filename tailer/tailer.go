@@ -1,0 +1,423 @@
+package tailer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kasync/kasync/checkpoint"
+	"github.com/kasync/kasync/scheduler"
+)
+
+// Tailer reads one topic as a member of a consumer group and pushes every record to a
+// scheduler as a workload; it checkpoints each partition's watermark once the record's
+// outcome is durable. See doc.go for the invariants it keeps.
+type Tailer struct {
+	cfg Config
+	log *slog.Logger
+
+	cl     *kgo.Client
+	stream scheduler.Stream
+
+	mu        sync.Mutex
+	parts     map[int32]*partition // owned partitions (the topic is fixed)
+	tokens    map[uint64]*entry    // pushed workloads awaiting a result
+	nextToken uint64
+	scratch   []*entry // the poll loop's entries being registered
+
+	inFlight atomic.Int64  // records read and not done, over owned partitions
+	room     chan struct{} // cap 1: in-flight fell below MaxInFlight
+	idle     signal        // a revoking partition ran out of work in flight
+	retries  retryQueue
+	letters  letterQueue
+
+	commitMu    sync.Mutex // one checkpoint write at a time; revocation takes it to fence
+	sinceCommit atomic.Int64
+	commitNow   chan struct{}
+
+	stats statCounters
+}
+
+// entry is one record in flight: from its read until its outcome is durable.
+type entry struct {
+	w            scheduler.Workload
+	part         *partition
+	offset       int64
+	rec          *kgo.Record
+	firstFailure time.Time
+	last         scheduler.Outcome
+	due          time.Time // when a retry is due
+}
+
+// New checks cfg and returns a tailer ready to Run.
+func New(cfg Config) (*Tailer, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &Tailer{
+		cfg:       cfg,
+		log:       cfg.Logger.With("tailer", cfg.Name, "topic", cfg.Topic),
+		parts:     make(map[int32]*partition),
+		tokens:    make(map[uint64]*entry),
+		room:      make(chan struct{}, 1),
+		commitNow: make(chan struct{}, 1),
+		retries:   retryQueue{wake: make(chan struct{}, 1)},
+		letters:   letterQueue{wake: make(chan struct{}, 1)},
+	}, nil
+}
+
+// Run reads and dispatches until ctx is done, then drains: it stops reading, waits up
+// to RevokeTimeout for records in flight, commits every owned partition's checkpoint,
+// leaves the group and closes its stream. It returns nil after a clean stop.
+func (t *Tailer) Run(ctx context.Context) error {
+	stream, err := t.cfg.Scheduler.Open(ctx, t.cfg.Name, t.deliver)
+	if err != nil {
+		return fmt.Errorf("tailer %s: open scheduler stream: %w", t.cfg.Name, err)
+	}
+	t.stream = stream
+	defer func() {
+		if err := stream.Close(); err != nil {
+			t.log.Warn("closing scheduler stream", "err", err)
+		}
+	}()
+
+	start := kgo.NewOffset().AtStart()
+	if t.cfg.Start == StartLatest {
+		start = kgo.NewOffset().AtEnd()
+	}
+	opts := append(append([]kgo.Opt(nil), t.cfg.ClientOpts...),
+		kgo.ConsumerGroup(t.cfg.Group),
+		kgo.ConsumeTopics(t.cfg.Topic),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.DisableAutoCommit(),
+		kgo.ConsumeResetOffset(start),
+		kgo.FetchMaxWait(t.cfg.MaxWait),
+		kgo.OnPartitionsAssigned(t.assigned),
+		kgo.AdjustFetchOffsetsFn(t.adjustOffsets),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			t.release(m[t.cfg.Topic], true)
+		}),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			t.release(m[t.cfg.Topic], false)
+		}),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("tailer %s: kafka client: %w", t.cfg.Name, err)
+	}
+	t.cl = cl
+
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { t.commitLoop(bg) })
+	wg.Go(func() { t.retryLoop(bg) })
+	wg.Go(func() { t.letterLoop(bg) })
+
+	t.log.Info("tailer started", "group", t.cfg.Group, "function", t.cfg.Function)
+	runErr := t.pollLoop(ctx)
+
+	// Drain: hand every partition back as a revocation would, then leave the group
+	// (whose revoke callback then finds nothing left to do).
+	t.release(t.ownedPartitions(), true)
+	cl.Close()
+	stopBG()
+	wg.Wait()
+	t.log.Info("tailer stopped", "read", t.stats.read.Load(), "succeeded", t.stats.succeeded.Load(),
+		"dead_lettered", t.stats.deadLettered.Load(), "retried", t.stats.retried.Load(), "fenced", t.stats.fenced.Load())
+	return runErr
+}
+
+// Stats are counters of what a tailer has done since it started.
+type Stats struct {
+	Read, Skipped, Succeeded, Retried, DeadLettered, Fenced int64
+	InFlight                                                int64
+}
+
+type statCounters struct {
+	read, skipped, succeeded, retried, deadLettered, fenced atomic.Int64
+}
+
+// Stats returns the tailer's counters.
+func (t *Tailer) Stats() Stats {
+	return Stats{
+		Read: t.stats.read.Load(), Skipped: t.stats.skipped.Load(), Succeeded: t.stats.succeeded.Load(),
+		Retried: t.stats.retried.Load(), DeadLettered: t.stats.deadLettered.Load(), Fenced: t.stats.fenced.Load(),
+		InFlight: t.inFlight.Load(),
+	}
+}
+
+func (t *Tailer) pollLoop(ctx context.Context) error {
+	batch := make([]scheduler.Pushed, 0, t.cfg.MaxRecords)
+	for {
+		room := t.cfg.MaxInFlight - int(t.inFlight.Load())
+		if room <= 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.room:
+				continue
+			}
+		}
+		fetches := t.cl.PollRecords(ctx, min(room, t.cfg.MaxRecords))
+		if fetches.IsClientClosed() || ctx.Err() != nil {
+			return nil
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				t.log.Warn("fetch error", "partition", p, "err", err)
+			}
+		})
+		batch = batch[:0]
+		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+			batch = t.accept(fp, batch)
+		})
+		if len(batch) == 0 {
+			continue
+		}
+		if err := t.stream.Push(ctx, batch); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("tailer %s: push to scheduler: %w", t.cfg.Name, err)
+		}
+	}
+}
+
+// accept takes the records of one partition into its window and appends the workloads
+// to dispatch to batch. Records of a partition that is no longer ours are dropped: the
+// next owner reads them from the committed watermark.
+func (t *Tailer) accept(fp kgo.FetchTopicPartition, batch []scheduler.Pushed) []scheduler.Pushed {
+	if len(fp.Records) == 0 {
+		return batch
+	}
+	t.mu.Lock()
+	p := t.parts[fp.Partition]
+	t.mu.Unlock()
+	if p == nil || p.revoking.Load() {
+		return batch
+	}
+	first := len(batch)
+	p.mu.Lock()
+	if p.fenced || p.win == nil {
+		p.mu.Unlock()
+		return batch
+	}
+	for _, rec := range fp.Records {
+		if p.skip.Contains(rec.Offset) {
+			if err := p.win.Skip(rec.Offset); err == nil {
+				p.dirty = true
+				t.stats.skipped.Add(1)
+			}
+			continue
+		}
+		if err := p.win.Add(rec.Offset); err != nil {
+			// Below the watermark: already done (the broker reset the fetch position).
+			t.log.Warn("record below the partition's watermark ignored", "partition", rec.Partition, "err", err)
+			continue
+		}
+		e := &entry{part: p, offset: rec.Offset, rec: rec}
+		t.fillWorkload(e)
+		batch = append(batch, scheduler.Pushed{Workload: &e.w})
+		t.scratch = append(t.scratch, e)
+		t.stats.read.Add(1)
+	}
+	if !p.paused && p.win.InFlight() >= t.cfg.PartitionMaxInFlight {
+		p.paused = true
+		t.cl.PauseFetchPartitions(map[string][]int32{t.cfg.Topic: {fp.Partition}})
+	}
+	p.mu.Unlock()
+
+	added := batch[first:]
+	t.inFlight.Add(int64(len(added)))
+	t.mu.Lock()
+	for i, e := range t.scratch {
+		t.nextToken++
+		added[i].Token = t.nextToken
+		t.tokens[t.nextToken] = e
+	}
+	t.mu.Unlock()
+	clear(t.scratch)
+	t.scratch = t.scratch[:0]
+	return batch
+}
+
+func (t *Tailer) fillWorkload(e *entry) {
+	rec := e.rec
+	id := make([]byte, 0, len(rec.Topic)+24)
+	id = append(id, rec.Topic...)
+	id = append(id, '/')
+	id = strconv.AppendInt(id, int64(rec.Partition), 10)
+	id = append(id, '/')
+	id = strconv.AppendInt(id, rec.Offset, 10)
+	e.w = scheduler.Workload{
+		ID:       string(id),
+		Function: t.cfg.Function,
+		Key:      rec.Key,
+		Payload:  rec.Value,
+		Attempt:  1,
+		Created:  rec.Timestamp,
+	}
+	if len(rec.Headers) > 0 {
+		e.w.Headers = make([]scheduler.Header, len(rec.Headers))
+		for i, h := range rec.Headers {
+			e.w.Headers[i] = scheduler.Header{Key: h.Key, Value: h.Value}
+		}
+	}
+}
+
+func (t *Tailer) ownedPartitions() []int32 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ps := make([]int32, 0, len(t.parts))
+	for p := range t.parts {
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+// assigned registers newly assigned partitions. Their start offsets are decided in
+// adjustOffsets, which franz-go calls next, before any fetch.
+func (t *Tailer) assigned(_ context.Context, cl *kgo.Client, m map[string][]int32) {
+	ps := m[t.cfg.Topic]
+	if len(ps) == 0 {
+		return
+	}
+	t.mu.Lock()
+	for _, p := range ps {
+		t.parts[p] = &partition{key: checkpoint.Key{Group: t.cfg.Group, Topic: t.cfg.Topic, Partition: p}}
+	}
+	t.mu.Unlock()
+	// A pause left from an earlier ownership must not outlive it.
+	cl.ResumeFetchPartitions(map[string][]int32{t.cfg.Topic: ps})
+	t.log.Info("partitions assigned", "partitions", ps)
+}
+
+// adjustOffsets starts each new partition from the greater of its local checkpoint and
+// the offset committed to the group, and remembers the offsets done above it.
+func (t *Tailer) adjustOffsets(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	for p, o := range offsets[t.cfg.Topic] {
+		t.mu.Lock()
+		part := t.parts[p]
+		t.mu.Unlock()
+		if part == nil {
+			continue
+		}
+		committed := o.EpochOffset().Offset // negative: nothing committed (a reset sentinel)
+		local, ok, err := t.cfg.Store.Load(ctx, part.key)
+		if err != nil {
+			// Resume from the group's commit: some work may run twice, none is lost.
+			t.log.Error("loading checkpoint failed; resuming from the group's committed offset", "partition", p, "err", err)
+			ok = false
+		}
+		start := int64(-1)
+		var skip checkpoint.RangeSet
+		if ok || committed >= 0 {
+			st := checkpoint.Resume(local, ok, committed)
+			start, skip = st.Watermark, st.Done
+			if start > committed {
+				offsets[t.cfg.Topic][p] = kgo.NewOffset().At(start)
+			}
+		}
+		part.mu.Lock()
+		part.win = newWindow(start)
+		part.skip = skip
+		part.mu.Unlock()
+		t.log.Info("partition resumes", "partition", p, "offset", start, "committed", committed,
+			"local_checkpoint", ok, "skip_ranges", skip.NumRanges())
+	}
+	return offsets, nil
+}
+
+// release hands partitions back. Graceful (a revocation or a stop): stop dispatching
+// them, wait up to RevokeTimeout for their work in flight, then fence them and commit
+// their checkpoints (Pebble, then the group). Not graceful (lost): fence at once and keep
+// what is done in Pebble only, since the group no longer accepts our commits.
+// From the moment a partition is fenced no result changes its checkpoint.
+func (t *Tailer) release(ps []int32, graceful bool) {
+	t.mu.Lock()
+	parts := make([]*partition, 0, len(ps))
+	for _, p := range ps {
+		if part := t.parts[p]; part != nil {
+			parts = append(parts, part)
+		}
+	}
+	t.mu.Unlock()
+	if len(parts) == 0 {
+		return
+	}
+	for _, p := range parts {
+		p.revoking.Store(true)
+	}
+	if graceful {
+		t.waitIdle(parts, t.cfg.RevokeTimeout)
+	}
+
+	t.commitMu.Lock()
+	defer t.commitMu.Unlock()
+	states := make(map[*partition]checkpoint.State, len(parts))
+	abandoned := 0
+	for _, p := range parts {
+		p.mu.Lock()
+		if !p.fenced {
+			p.fenced = true
+			if st, ok := p.stateLocked(); ok {
+				states[p] = st
+			}
+			if p.win != nil {
+				abandoned += p.win.InFlight()
+			}
+		}
+		p.mu.Unlock()
+	}
+	t.mu.Lock()
+	for _, p := range parts {
+		if t.parts[p.key.Partition] == p {
+			delete(t.parts, p.key.Partition)
+		}
+	}
+	t.mu.Unlock()
+	t.inFlight.Add(-int64(abandoned))
+	notify(t.room)
+
+	ctx, cancel := context.WithTimeout(context.Background(), t.cfg.RevokeTimeout)
+	defer cancel()
+	if err := t.writeCheckpoints(ctx, states, graceful); err != nil {
+		t.log.Error("final checkpoint of released partitions failed; their next owner may re-run completed work", "err", err)
+	}
+	t.log.Info("partitions released", "partitions", ps, "graceful", graceful, "abandoned_in_flight", abandoned)
+}
+
+// waitIdle waits until none of parts has work in flight other than records parked for
+// a retry (which the next owner re-reads), or until timeout.
+func (t *Tailer) waitIdle(parts []*partition, timeout time.Duration) {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		wake := t.idle.C()
+		busy := 0
+		for _, p := range parts {
+			p.mu.Lock()
+			if p.win != nil && !p.fenced {
+				busy += p.win.InFlight() - p.retrying
+			}
+			p.mu.Unlock()
+		}
+		if busy <= 0 {
+			return
+		}
+		select {
+		case <-wake:
+		case <-timer.C:
+			t.log.Warn("revoke timeout: releasing partitions with work in flight", "in_flight", busy, "timeout", timeout)
+			return
+		}
+	}
+}

@@ -1,0 +1,225 @@
+package tailer_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kasync/kasync/checkpoint"
+	"github.com/kasync/kasync/delaystreams"
+	"github.com/kasync/kasync/internal/kafkatest"
+	"github.com/kasync/kasync/scheduler"
+)
+
+// TestEndToEndInProcess: 100,000 events over 12 partitions through the in-process path,
+// completing in random order. Every event runs exactly once and the committed watermark
+// of every partition reaches the log end, in the group and in Pebble.
+func TestEndToEndInProcess(t *testing.T) {
+	t.Parallel()
+	n := 100_000
+	if testing.Short() {
+		n = 20_000
+	}
+	f := newFixture(t, 12)
+	kafkatest.ProduceN(t, f.brokers, f.topic, n, valueRecord(f.topic))
+	end := kafkatest.EndOffsets(t, f.brokers, f.topic)
+
+	var runs executions
+	exec := func(ctx context.Context, w *scheduler.Workload, _ time.Duration) scheduler.Outcome {
+		if rand.IntN(16) == 0 { // hold some back so completions arrive out of order
+			time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
+		}
+		runs.add(string(w.Payload))
+		return scheduler.Success()
+	}
+	store := newStore(t, vfs.NewMem())
+	cfg := f.config("e2e", localScheduler(t, exec, 0), store)
+	r := start(t, cfg)
+	f.waitCommitted(t, cfg.Group, atEnd(end))
+	r.stop(t)
+
+	got := runs.snapshot()
+	require.Len(t, got, n, "every event ran")
+	for i := range n {
+		require.Equal(t, 1, got["e-"+strconv.Itoa(i)], "event e-%d ran exactly once", i)
+	}
+	for p, e := range end {
+		st, ok, err := store.Load(context.Background(), checkpoint.Key{Group: cfg.Group, Topic: f.topic, Partition: p})
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Equal(t, e, st.Watermark, "pebble watermark of partition %d", p)
+		require.True(t, st.Done.IsEmpty())
+	}
+	require.Equal(t, int64(0), kafkatest.EndOffsets(t, f.brokers, f.dlqTopic)[0], "nothing dead-lettered")
+	stats := r.Stats()
+	require.Equal(t, int64(n), stats.Succeeded)
+	require.Equal(t, int64(0), stats.InFlight)
+}
+
+// TestRestartResumesFromCheckpoint: a tailer stopped while one record is stuck commits a
+// watermark below that record and the offsets done above it; its successor re-runs the
+// stuck record and nothing else. A third tailer with an empty local store resumes from
+// the group's commit and re-runs nothing.
+func TestRestartResumesFromCheckpoint(t *testing.T) {
+	t.Parallel()
+	const n = 2000
+	f := newFixture(t, 4)
+	kafkatest.ProduceN(t, f.brokers, f.topic, n, valueRecord(f.topic))
+	end := kafkatest.EndOffsets(t, f.brokers, f.topic)
+	store := newStore(t, vfs.NewMem())
+
+	const stuckPartition, stuckOffset = 0, 100
+	var first executions
+	exec1 := func(ctx context.Context, w *scheduler.Workload, _ time.Duration) scheduler.Outcome {
+		if p, o := partitionOffset(t, w.ID); p == stuckPartition && o == stuckOffset {
+			<-ctx.Done() // never completes in this run
+			return scheduler.Retriable(scheduler.ReasonShutdown, "stopped")
+		}
+		first.add(string(w.Payload))
+		return scheduler.Success()
+	}
+	cfg := f.config("first", localScheduler(t, exec1, 0), store)
+	r1 := start(t, cfg)
+	f.waitCommitted(t, cfg.Group, func(c map[int32]int64) bool {
+		for p, e := range end {
+			want := e
+			if p == stuckPartition {
+				want = stuckOffset
+			}
+			if c[p] != want {
+				return false
+			}
+		}
+		return true
+	})
+	// Wait until everything but the stuck record has run, then stop mid-flight.
+	require.Eventually(t, func() bool { return len(first.snapshot()) == n-1 }, 30*time.Second, 10*time.Millisecond)
+	r1.stop(t)
+
+	key := checkpoint.Key{Group: cfg.Group, Topic: f.topic, Partition: stuckPartition}
+	st, ok, err := store.Load(context.Background(), key)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, int64(stuckOffset), st.Watermark)
+	require.Equal(t, []checkpoint.Range{{Start: stuckOffset + 1, End: end[stuckPartition]}}, st.Done.Ranges(),
+		"offsets done above the watermark are in the checkpoint")
+
+	var second executions
+	var secondIDs atomic.Value
+	exec2 := func(ctx context.Context, w *scheduler.Workload, _ time.Duration) scheduler.Outcome {
+		second.add(string(w.Payload))
+		secondIDs.Store(w.ID)
+		return scheduler.Success()
+	}
+	cfg2 := f.config("second", localScheduler(t, exec2, 0), store)
+	r2 := start(t, cfg2)
+	f.waitCommitted(t, cfg.Group, atEnd(end))
+	r2.stop(t)
+	require.Len(t, second.snapshot(), 1, "only the record that never completed runs again")
+	require.Equal(t, fmt.Sprintf("%s/%d/%d", f.topic, stuckPartition, stuckOffset), secondIDs.Load())
+
+	var third executions
+	exec3 := func(ctx context.Context, w *scheduler.Workload, _ time.Duration) scheduler.Outcome {
+		third.add(string(w.Payload))
+		return scheduler.Success()
+	}
+	r3 := start(t, f.config("third", localScheduler(t, exec3, 0), newStore(t, vfs.NewMem())))
+	kafkatest.ProduceN(t, f.brokers, f.topic, 8, func(i int) *kgo.Record {
+		return &kgo.Record{Topic: f.topic, Value: []byte("new-" + strconv.Itoa(i))}
+	})
+	f.waitCommitted(t, cfg.Group, atEnd(kafkatest.EndOffsets(t, f.brokers, f.topic)))
+	r3.stop(t)
+	got := third.snapshot()
+	require.Len(t, got, 8, "a node with no local checkpoint resumes from the group's commit: only new events run")
+	for i := range 8 {
+		require.Equal(t, 1, got["new-"+strconv.Itoa(i)])
+	}
+}
+
+// TestFailuresAndBadInput: fatal outcomes, exhausted retries, records too large for the
+// scheduler and unknown functions all reach the dead-letter topic with their reason and
+// the origin; a flaky record succeeds in place; the partition still reaches its end.
+func TestFailuresAndBadInput(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 1)
+	values := []string{"ok", "fatal", "flaky", "always", strings.Repeat("x", 4096), "ok2"}
+	kafkatest.ProduceN(t, f.brokers, f.topic, len(values), func(i int) *kgo.Record {
+		return &kgo.Record{Topic: f.topic, Key: []byte("key-" + strconv.Itoa(i)), Value: []byte(values[i])}
+	})
+	end := kafkatest.EndOffsets(t, f.brokers, f.topic)
+
+	var runs executions
+	exec := func(ctx context.Context, w *scheduler.Workload, _ time.Duration) scheduler.Outcome {
+		runs.add(string(w.Payload))
+		switch string(w.Payload) {
+		case "fatal":
+			return scheduler.Fatal(scheduler.ReasonFatal, "bad card")
+		case "always":
+			return scheduler.Retriable(scheduler.ReasonError, "downstream "+strconv.Itoa(w.Attempt))
+		case "flaky":
+			if w.Attempt < 3 {
+				return scheduler.Retriable(scheduler.ReasonError, "flaky")
+			}
+		}
+		return scheduler.Success()
+	}
+	cfg := f.config("bad", localScheduler(t, exec, 1024), newStore(t, vfs.NewMem()))
+	cfg.MaxAttempts = 3
+	r := start(t, cfg)
+	f.waitCommitted(t, cfg.Group, atEnd(end))
+	r.stop(t)
+
+	got := runs.snapshot()
+	require.Equal(t, 3, got["flaky"], "flaky succeeded at its third attempt")
+	require.Equal(t, 3, got["always"], "always failed MaxAttempts times")
+	require.Equal(t, 1, got["fatal"], "fatal is not retried")
+	require.Zero(t, got[values[4]], "too large never ran")
+
+	letters := f.deadLetters(t, 3)
+	byReason := map[string]*kgo.Record{}
+	for _, l := range letters {
+		byReason[header(l, delaystreams.HeaderReason)] = l
+	}
+	require.Equal(t, "fatal", string(byReason["fatal"].Value))
+	require.Equal(t, "bad card", header(byReason["fatal"], delaystreams.HeaderError))
+	require.Equal(t, "1", header(byReason["fatal"], delaystreams.HeaderAttempt))
+	require.Equal(t, "always", string(byReason["exhausted"].Value))
+	require.Equal(t, "downstream 3", header(byReason["exhausted"], delaystreams.HeaderError))
+	require.Equal(t, "3", header(byReason["exhausted"], delaystreams.HeaderAttempt))
+	require.Equal(t, "key-3", string(byReason["exhausted"].Key), "the key is kept")
+	require.Equal(t, f.topic+"/0/3", header(byReason["exhausted"], delaystreams.HeaderOrigin))
+	require.Equal(t, "fn", header(byReason["exhausted"], delaystreams.HeaderFunction))
+	require.Len(t, byReason["too-large"].Value, 4096)
+	require.Contains(t, header(byReason["too-large"], delaystreams.HeaderError), "1024")
+}
+
+// TestUnknownFunction: a tailer whose function the scheduler does not know dead-letters
+// every record with reason unknown-function and keeps moving.
+func TestUnknownFunction(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 2)
+	kafkatest.ProduceN(t, f.brokers, f.topic, 10, valueRecord(f.topic))
+	end := kafkatest.EndOffsets(t, f.brokers, f.topic)
+	exec := func(ctx context.Context, w *scheduler.Workload, _ time.Duration) scheduler.Outcome {
+		t.Errorf("workload %s ran", w.ID)
+		return scheduler.Success()
+	}
+	cfg := f.config("unknown", localScheduler(t, exec, 0), newStore(t, vfs.NewMem()))
+	cfg.Function = "nope"
+	r := start(t, cfg)
+	f.waitCommitted(t, cfg.Group, atEnd(end))
+	r.stop(t)
+	for _, l := range f.deadLetters(t, 10) {
+		require.Equal(t, "unknown-function", header(l, delaystreams.HeaderReason))
+		require.Equal(t, "nope", header(l, delaystreams.HeaderFunction))
+	}
+}

@@ -1,0 +1,129 @@
+package tailer
+
+import (
+	"fmt"
+
+	"github.com/kasync/kasync/checkpoint"
+)
+
+// window tracks the records of one partition from the moment they are read until they
+// are done. It is a pure data structure: no I/O, no clock, no goroutines, no locking.
+//
+// Records are added in increasing offset order (the order Kafka returns them; offsets may
+// have gaps from compaction or transaction markers) and completed in any order. The
+// watermark is the lowest offset not yet done: every offset below it was either done or
+// never existed, so it is the offset to resume from (and to commit to Kafka).
+//
+// Internally a ring of (offset, done) in read order; done entries at the head are dropped
+// at once, so the ring holds exactly the records from the watermark up to the last read.
+type window struct {
+	offsets []int64
+	done    []bool
+	head    int   // ring index of the oldest entry
+	n       int   // entries in the ring
+	pending int   // entries not done
+	next    int64 // offset after the last record added (or the start offset)
+}
+
+func newWindow(start int64) *window {
+	return &window{next: start}
+}
+
+// Add records that offset off was read and is in flight. Offsets must increase.
+func (w *window) Add(off int64) error {
+	if off < w.next {
+		return fmt.Errorf("offset %d is below the next expected offset %d", off, w.next)
+	}
+	if w.n == len(w.offsets) {
+		w.grow()
+	}
+	i := (w.head + w.n) % len(w.offsets)
+	w.offsets[i] = off
+	w.done[i] = false
+	w.n++
+	w.pending++
+	w.next = off + 1
+	return nil
+}
+
+// Skip records that off was read but needs no work (done in an earlier run).
+func (w *window) Skip(off int64) error {
+	if err := w.Add(off); err != nil {
+		return err
+	}
+	w.Done(off)
+	return nil
+}
+
+// Done marks off as done and reports whether it was in flight (false for an offset that
+// was never added or is already done, so a duplicate result changes nothing).
+func (w *window) Done(off int64) bool {
+	i, ok := w.find(off)
+	if !ok || w.done[i] {
+		return false
+	}
+	w.done[i] = true
+	w.pending--
+	for w.n > 0 && w.done[w.head] {
+		w.head = (w.head + 1) % len(w.offsets)
+		w.n--
+	}
+	return true
+}
+
+// Watermark is the lowest offset not done: where a new owner resumes.
+func (w *window) Watermark() int64 {
+	if w.n > 0 {
+		return w.offsets[w.head]
+	}
+	return w.next
+}
+
+// InFlight is the number of records read and not yet done.
+func (w *window) InFlight() int { return w.pending }
+
+// Next is the offset after the last record read.
+func (w *window) Next() int64 { return w.next }
+
+// DoneAbove adds to s every done offset above the watermark.
+func (w *window) DoneAbove(s *checkpoint.RangeSet) {
+	for k := 0; k < w.n; k++ {
+		i := (w.head + k) % len(w.offsets)
+		if w.done[i] {
+			s.Add(w.offsets[i])
+		}
+	}
+}
+
+// find returns the ring index holding off, by binary search over the ring in read order.
+func (w *window) find(off int64) (int, bool) {
+	lo, hi := 0, w.n
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if w.offsets[(w.head+mid)%len(w.offsets)] < off {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	if lo == w.n {
+		return 0, false
+	}
+	i := (w.head + lo) % len(w.offsets)
+	return i, w.offsets[i] == off
+}
+
+func (w *window) grow() {
+	size := 2 * len(w.offsets)
+	if size == 0 {
+		size = 64
+	}
+	offsets := make([]int64, size)
+	done := make([]bool, size)
+	for k := 0; k < w.n; k++ {
+		i := (w.head + k) % len(w.offsets)
+		offsets[k] = w.offsets[i]
+		done[k] = w.done[i]
+	}
+	w.offsets, w.done, w.head = offsets, done, 0
+}

@@ -1,0 +1,65 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/kasync/kasync/internal/node"
+)
+
+func runNode(ctx context.Context, e env, args []string) error {
+	f := newFlags(e, "run", "--config FILE [--roles tailer,scheduler] [--scheduler ADDR]")
+	path := f.String("config", "", "the config file (required)")
+	roles := f.String("roles", "", "comma-separated roles to run: tailer, scheduler (default: all)")
+	schedAddr := f.String("scheduler", "", "with --roles tailer: the scheduler's gRPC address")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	if err := f.noArgs(); err != nil {
+		return err
+	}
+	log, err := f.logger(e)
+	if err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	r, err := parseRoles(*roles)
+	if err != nil {
+		return err
+	}
+	if r.Tailer && !r.Scheduler && *schedAddr == "" {
+		return usagef("--roles tailer needs --scheduler ADDR (the gRPC address of a node running the scheduler role)")
+	}
+	n, err := node.Start(ctx, node.Options{Config: cfg, Roles: r, SchedulerAddr: *schedAddr, Logger: log})
+	if err != nil {
+		return err
+	}
+	return n.Wait()
+}
+
+func parseRoles(s string) (node.Roles, error) {
+	var r node.Roles
+	if s == "" {
+		return r, nil
+	}
+	for _, role := range strings.Split(s, ",") {
+		switch strings.TrimSpace(role) {
+		case "tailer":
+			r.Tailer = true
+		case "scheduler":
+			r.Scheduler = true
+		case "delay":
+			return r, usagef("--roles: the delay role arrives with the delay ladder; use tailer and/or scheduler")
+		default:
+			return r, usagef("--roles: unknown role %q; use tailer, scheduler or both (comma-separated)", role)
+		}
+	}
+	if !r.Tailer && !r.Scheduler {
+		return r, usageError{errors.New("--roles: name at least one role")}
+	}
+	return r, nil
+}

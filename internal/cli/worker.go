@@ -1,0 +1,45 @@
+package cli
+
+import (
+	"context"
+	"strings"
+
+	"github.com/kasync/kasync/internal/demo"
+	kruntime "github.com/kasync/kasync/runtime"
+)
+
+func runWorker(ctx context.Context, e env, args []string) error {
+	f := newFlags(e, "worker", "[--scheduler ADDRS] [--capacity N]")
+	addrs := f.String("scheduler", "127.0.0.1:7070", "scheduler gRPC addresses, comma-separated")
+	capacity := f.Int("capacity", 64, "most tasks running at once")
+	id := f.String("id", "", "worker id (default hostname-pid)")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	if err := f.noArgs(); err != nil {
+		return err
+	}
+	log, err := f.logger(e)
+	if err != nil {
+		return err
+	}
+	if *capacity < 1 || *capacity > 100000 {
+		return usagef("--capacity %d: use 1 to 100000", *capacity)
+	}
+	var list []string
+	for _, a := range strings.Split(*addrs, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			list = append(list, a)
+		}
+	}
+	if len(list) == 0 {
+		return usagef("--scheduler: name at least one address like 127.0.0.1:7070")
+	}
+	w, err := kruntime.NewWorker(kruntime.WorkerConfig{
+		Addrs: list, Registry: demo.Registry(log), Capacity: *capacity, WorkerID: *id, Logger: log,
+	})
+	if err != nil {
+		return usageError{err}
+	}
+	return w.Run(ctx)
+}

@@ -1,0 +1,17 @@
+// Package node wires the parts of kasync into one running node from a configuration:
+// the checkpoint store, the scheduler and its gRPC API, the tailers, the dead-letter
+// writer and the HTTP endpoints. It holds no business logic; cmd/kasync (through
+// internal/cli) only parses flags and calls Start.
+//
+// Guarantees:
+//
+//  1. Roles: a node runs the tailer role, the scheduler role or both. With both, tailers
+//     push to the scheduler in-process (scheduler.Local); with the tailer role alone they
+//     push over gRPC to SchedulerAddr. The same code path serves both.
+//  2. Shutdown order: when the context ends, tailers drain first (their in-flight work
+//     needs the scheduler and workers) and commit; only then do the scheduler, the
+//     servers, the producer and the checkpoint store stop.
+//  3. Configuration this version cannot honour yet (rate limits, HTTP functions, key and
+//     partition ordering) is refused at Start with the field named, never ignored.
+//  4. Start either returns a running node or releases everything it acquired.
+package node

@@ -1,0 +1,388 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/kasync/kasync/checkpoint"
+	"github.com/kasync/kasync/delaystreams"
+	"github.com/kasync/kasync/internal/config"
+	"github.com/kasync/kasync/internal/kafka"
+	kruntime "github.com/kasync/kasync/runtime"
+	"github.com/kasync/kasync/scheduler"
+	"github.com/kasync/kasync/scheduler/rpc"
+	"github.com/kasync/kasync/tailer"
+)
+
+// Roles says which parts a node runs. The zero value runs all of them.
+type Roles struct {
+	Tailer    bool
+	Scheduler bool
+}
+
+func (r Roles) all() bool { return !r.Tailer && !r.Scheduler }
+
+// Options configure a node.
+type Options struct {
+	Config *config.Config // validated, with defaults
+	// Registry holds functions the node runs in-process (demo functions, embedding).
+	// A configured function not in it, and without a url, is served by SDK workers.
+	Registry *kruntime.Registry
+	Roles    Roles
+	// SchedulerAddr is the scheduler tailers push to when this node does not run the
+	// scheduler role.
+	SchedulerAddr string
+	Logger        *slog.Logger
+}
+
+// Node is a running kasync node.
+type Node struct {
+	opts Options
+	cfg  *config.Config
+	log  *slog.Logger
+
+	store    *checkpoint.PebbleStore
+	sched    *scheduler.Scheduler
+	pool     *rpc.WorkerPool
+	grpcSrv  *grpc.Server
+	grpcLis  net.Listener
+	httpSrv  *http.Server
+	httpLis  net.Listener
+	producer *kgo.Client
+	conn     *grpc.ClientConn
+	tailers  []*tailer.Tailer
+
+	done chan struct{}
+	err  error
+}
+
+// Start builds every part of the node, binds its listeners and starts it. The node runs
+// until ctx is done, then drains (tailers first, so in-flight work finishes and is
+// checkpointed) and stops; Wait returns then.
+func Start(ctx context.Context, opts Options) (_ *Node, err error) {
+	if opts.Config == nil {
+		return nil, errors.New("node: no config")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Registry == nil {
+		opts.Registry = kruntime.NewRegistry()
+	}
+	runTailers := opts.Roles.all() || opts.Roles.Tailer
+	runScheduler := opts.Roles.all() || opts.Roles.Scheduler
+	if runTailers && !runScheduler && opts.SchedulerAddr == "" {
+		return nil, errors.New("node: the tailer role without the scheduler role needs a scheduler address (--scheduler ADDR)")
+	}
+	n := &Node{opts: opts, cfg: opts.Config, log: opts.Logger, done: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			n.closeAll()
+		}
+	}()
+	if err := n.checkSupported(); err != nil {
+		return nil, err
+	}
+	if runScheduler {
+		if err := n.startScheduler(); err != nil {
+			return nil, err
+		}
+	}
+	if err := n.startHTTP(); err != nil {
+		return nil, err
+	}
+	if runTailers {
+		if err := n.buildTailers(ctx); err != nil {
+			return nil, err
+		}
+	}
+	go n.run(ctx)
+	return n, nil
+}
+
+// checkSupported rejects configuration this version accepts as valid but cannot honour
+// yet, rather than silently ignoring it.
+func (n *Node) checkSupported() error {
+	var errs []error
+	for i, f := range n.cfg.Functions {
+		if f.Rate != 0 {
+			errs = append(errs, fmt.Errorf("functions[%d].rate: rate limits are not enforced by this version yet; remove rate (or set 0)", i))
+		}
+		if f.URL != "" {
+			if _, ok := n.opts.Registry.Lookup(f.Name); !ok {
+				errs = append(errs, fmt.Errorf("functions[%d].url: HTTP functions are not supported by this version yet; serve %q with an SDK worker (remove url)", i, f.Name))
+			}
+		}
+	}
+	for i, t := range n.cfg.Tailers {
+		if t.Ordering != config.OrderingUnordered {
+			errs = append(errs, fmt.Errorf("tailers[%d].ordering: %q ordering is not supported by this version yet; use unordered", i, t.Ordering))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (n *Node) startScheduler() error {
+	n.pool = rpc.NewWorkerPool(n.log)
+	fns := make([]scheduler.Function, 0, len(n.cfg.Functions))
+	for _, f := range n.cfg.Functions {
+		var exec scheduler.Executor = n.pool
+		where := "sdk-workers"
+		if _, ok := n.opts.Registry.Lookup(f.Name); ok {
+			exec, where = n.opts.Registry, "in-process"
+		}
+		fns = append(fns, scheduler.Function{Name: f.Name, Concurrency: f.Concurrency, Timeout: f.Timeout.Std(), Executor: exec})
+		n.log.Info("function configured", "function", f.Name, "runs", where, "concurrency", f.Concurrency, "timeout", f.Timeout.Std())
+	}
+	sched, err := scheduler.New(scheduler.Config{Functions: fns, MaxWorkloadBytes: n.cfg.Node.MaxWorkloadBytes, Logger: n.log})
+	if err != nil {
+		return fmt.Errorf("node: scheduler: %w", err)
+	}
+	n.sched = sched
+	srv, err := rpc.NewServer(sched, n.pool, rpc.ServerOptions{MaxWorkloadBytes: n.cfg.Node.MaxWorkloadBytes, Logger: n.log})
+	if err != nil {
+		return fmt.Errorf("node: scheduler server: %w", err)
+	}
+	lis, err := net.Listen("tcp", n.cfg.Node.GRPCListen)
+	if err != nil {
+		return fmt.Errorf("node: node.grpc_listen %s: %w (is another kasync running? pick another address)", n.cfg.Node.GRPCListen, err)
+	}
+	n.grpcLis = lis
+	n.grpcSrv = grpc.NewServer(grpc.WaitForHandlers(true))
+	srv.Register(n.grpcSrv)
+	return nil
+}
+
+func (n *Node) startHTTP() error {
+	lis, err := net.Listen("tcp", n.cfg.Node.HTTPListen)
+	if err != nil {
+		return fmt.Errorf("node: node.http_listen %s: %w (pick another address)", n.cfg.Node.HTTPListen, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.Handler())
+	n.httpLis = lis
+	n.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return nil
+}
+
+func (n *Node) buildTailers(ctx context.Context) error {
+	dir := filepath.Join(n.cfg.Node.DataDir, "checkpoints")
+	store, err := checkpoint.OpenPebble(checkpoint.PebbleOptions{Dir: dir, Logger: n.log})
+	if err != nil {
+		return fmt.Errorf("node: open checkpoints in node.data_dir (%s): %w", dir, err)
+	}
+	n.store = store
+
+	clientCfg, err := kafkaClientConfig(n.cfg, n.log)
+	if err != nil {
+		return err
+	}
+	base, err := clientCfg.Opts()
+	if err != nil {
+		return fmt.Errorf("node: kafka: %w", err)
+	}
+	n.producer, err = kgo.NewClient(append(append([]kgo.Opt(nil), base...), kafka.ProducerOpts()...)...)
+	if err != nil {
+		return fmt.Errorf("node: kafka producer: %w", err)
+	}
+	if err := kafka.EnsureTopics(ctx, kadm.NewClient(n.producer), map[string]int32{n.cfg.DeadLetter.Topic: 0}); err != nil {
+		return fmt.Errorf("node: dead_letter.topic %s: %w", n.cfg.DeadLetter.Topic, err)
+	}
+	dl, err := delaystreams.NewDeadLetterWriter(n.producer, n.cfg.DeadLetter.Topic)
+	if err != nil {
+		return err
+	}
+
+	var sched tailer.Scheduler
+	if n.sched != nil {
+		window := 0
+		for _, t := range n.cfg.Tailers {
+			window = max(window, t.MaxInFlight)
+		}
+		sched = scheduler.NewLocal(n.sched, window)
+	} else {
+		conn, err := grpc.NewClient(n.opts.SchedulerAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return fmt.Errorf("node: scheduler address %q: %w", n.opts.SchedulerAddr, err)
+		}
+		n.conn = conn
+		sched = rpc.NewClient(conn, rpc.ClientOptions{Logger: n.log})
+	}
+
+	for i, tc := range n.cfg.Tailers {
+		fn, _ := n.cfg.Function(tc.Function)
+		backoff := make([]time.Duration, len(fn.Retry.Backoff))
+		for j, d := range fn.Retry.Backoff {
+			backoff[j] = d.Std()
+		}
+		tl, err := tailer.New(tailer.Config{
+			Name:           tc.Name,
+			Topic:          tc.Topic,
+			Function:       tc.Function,
+			Group:          tc.Group,
+			Start:          tailer.Start(tc.Start),
+			ClientOpts:     base,
+			MaxRecords:     tc.Batch.MaxRecords,
+			MaxWait:        tc.Batch.MaxWait.Std(),
+			MaxInFlight:    tc.MaxInFlight,
+			RevokeTimeout:  tc.RevokeTimeout.Std(),
+			CommitInterval: n.cfg.Checkpoint.Interval.Std(),
+			CommitCount:    n.cfg.Checkpoint.MaxPending,
+			MaxAttempts:    fn.Retry.MaxAttempts,
+			Backoff:        backoff,
+			Scheduler:      sched,
+			Store:          store,
+			DeadLetter:     dl,
+			Logger:         n.log,
+		})
+		if err != nil {
+			return fmt.Errorf("node: tailers[%d]: %w", i, err)
+		}
+		n.tailers = append(n.tailers, tl)
+	}
+	return nil
+}
+
+func kafkaClientConfig(cfg *config.Config, log *slog.Logger) (kafka.ClientConfig, error) {
+	cc := kafka.ClientConfig{Brokers: cfg.Kafka.Brokers, ClientID: cfg.Kafka.ClientID, Logger: log}
+	if t := cfg.Kafka.TLS; t != nil {
+		tc, err := kafka.LoadTLS(t.CAFile, t.CertFile, t.KeyFile)
+		if err != nil {
+			return cc, fmt.Errorf("node: kafka.tls: %w", err)
+		}
+		cc.TLS = tc
+	}
+	if s := cfg.Kafka.SASL; s != nil {
+		cc.SASLMechanism, cc.SASLUser, cc.SASLPassword = s.Mechanism, s.Username, s.Password
+	}
+	return cc, nil
+}
+
+// GRPCAddr is the address the scheduler's gRPC API listens on ("" without the role).
+func (n *Node) GRPCAddr() string {
+	if n.grpcLis == nil {
+		return ""
+	}
+	return n.grpcLis.Addr().String()
+}
+
+// HTTPAddr is the address of /metrics, /healthz and /readyz.
+func (n *Node) HTTPAddr() string { return n.httpLis.Addr().String() }
+
+// Tailers are the node's tailers, for status and tests.
+func (n *Node) Tailers() []*tailer.Tailer { return n.tailers }
+
+// Wait blocks until the node has stopped and returns why it stopped: nil after a clean
+// drain, or the first failure of one of its parts.
+func (n *Node) Wait() error {
+	<-n.done
+	return n.err
+}
+
+func (n *Node) run(ctx context.Context) {
+	defer close(n.done)
+	g, gctx := errgroup.WithContext(ctx)
+	if n.grpcSrv != nil {
+		g.Go(func() error {
+			if err := n.grpcSrv.Serve(n.grpcLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				return fmt.Errorf("node: grpc server: %w", err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		if err := n.httpSrv.Serve(n.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("node: http server: %w", err)
+		}
+		return nil
+	})
+	var tailersDone sync.WaitGroup
+	for _, tl := range n.tailers {
+		tailersDone.Add(1)
+		g.Go(func() error {
+			defer tailersDone.Done()
+			return tl.Run(gctx)
+		})
+	}
+	n.log.Info("node started", "grpc", n.GRPCAddr(), "http", n.HTTPAddr(), "tailers", len(n.tailers))
+	g.Go(func() error {
+		<-gctx.Done()
+		// Tailers drain first: their in-flight work needs the scheduler and workers.
+		tailersDone.Wait()
+		n.stopServers()
+		return nil
+	})
+	n.err = g.Wait()
+	n.closeAll()
+	n.log.Info("node stopped", "err", n.err)
+}
+
+func (n *Node) stopServers() {
+	// Tailers have drained. Workers' Work streams never end on their own, so stop the
+	// gRPC server outright (remote tailers reconnect and re-send), then the dispatch.
+	if n.grpcSrv != nil {
+		n.grpcSrv.Stop()
+	}
+	if n.pool != nil {
+		_ = n.pool.Close()
+	}
+	if n.sched != nil {
+		_ = n.sched.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = n.httpSrv.Shutdown(ctx)
+}
+
+// closeAll releases what Start acquired. It is safe on a partly built node.
+func (n *Node) closeAll() {
+	if n.grpcSrv != nil {
+		n.grpcSrv.Stop()
+	}
+	if n.pool != nil {
+		_ = n.pool.Close()
+	}
+	if n.sched != nil {
+		_ = n.sched.Close()
+	}
+	if n.grpcLis != nil {
+		_ = n.grpcLis.Close() // not yet served: Stop does not close it
+	}
+	if n.httpSrv != nil {
+		_ = n.httpSrv.Close()
+	}
+	if n.httpLis != nil {
+		_ = n.httpLis.Close()
+	}
+	if n.conn != nil {
+		_ = n.conn.Close()
+	}
+	if n.producer != nil {
+		n.producer.Close()
+	}
+	if n.store != nil {
+		if err := n.store.Close(); err != nil {
+			n.log.Error("closing checkpoint store", "err", err)
+		}
+	}
+}

@@ -43,8 +43,9 @@ func ExampleWorker() {
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := w.Run(ctx); err != nil { // nil after a clean drain
+	err = w.Run(ctx) // nil after a clean drain
+	stop()
+	if err != nil {
 		slog.Error("worker", "error", err)
 		os.Exit(1)
 	}

@@ -98,20 +98,20 @@ func (c WorkerConfig) withDefaults() WorkerConfig {
 func (c WorkerConfig) validate() error {
 	var errs []error
 	if len(c.Addrs) == 0 {
-		errs = append(errs, errors.New(`Addrs is empty; give at least one scheduler address such as "127.0.0.1:7070"`))
+		errs = append(errs, errors.New(`runtime: worker: Addrs is empty; give at least one scheduler address such as "127.0.0.1:7070"`))
 	}
 	for i, a := range c.Addrs {
 		if a == "" {
-			errs = append(errs, fmt.Errorf("Addrs[%d] is empty; give a host:port", i))
+			errs = append(errs, fmt.Errorf("runtime: worker: Addrs[%d] is empty; give a host:port", i))
 		}
 	}
 	if c.Registry == nil {
-		errs = append(errs, errors.New("Registry is nil; register the functions to serve with NewRegistry and Register"))
+		errs = append(errs, errors.New("runtime: worker: Registry is nil; register the functions to serve with NewRegistry and Register"))
 	} else if len(c.Registry.Names()) == 0 {
-		errs = append(errs, errors.New("Registry has no functions; Register at least one"))
+		errs = append(errs, errors.New("runtime: worker: Registry has no functions; Register at least one"))
 	}
 	if c.Capacity < 1 || c.Capacity > MaxWorkerCapacity {
-		errs = append(errs, fmt.Errorf("Capacity is %d; it must be in 1..%d (0 for the default %d)", c.Capacity, MaxWorkerCapacity, DefaultWorkerCapacity))
+		errs = append(errs, fmt.Errorf("runtime: worker: Capacity is %d; it must be in 1..%d (0 for the default %d)", c.Capacity, MaxWorkerCapacity, DefaultWorkerCapacity))
 	}
 	if c.Heartbeat < 0 {
 		errs = append(errs, fmt.Errorf("Heartbeat is %v; it must be positive (0 for the default %v)", c.Heartbeat, DefaultWorkerHeartbeat))

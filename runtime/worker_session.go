@@ -176,6 +176,13 @@ func (s *session) start(pt *kasyncv1.Task) {
 
 // finish sends a task's result and frees its slot.
 func (s *session) finish(id uint64, o scheduler.Outcome) {
+	// Send the result before forgetting the task: a draining session half-closes its
+	// stream as soon as it has no tasks, and a result sent after that is lost (the
+	// scheduler would report the task's worker as lost although it succeeded).
+	cur := s.w.taskDone()
+	if cur == s {
+		s.send(resultMsg(id, o))
+	}
 	s.mu.Lock()
 	delete(s.tasks, id)
 	draining := s.draining
@@ -183,10 +190,6 @@ func (s *session) finish(id uint64, o scheduler.Outcome) {
 	select {
 	case s.changed <- struct{}{}:
 	default:
-	}
-	cur := s.w.taskDone()
-	if cur == s {
-		s.send(resultMsg(id, o))
 	}
 	if draining || cur == nil {
 		return
@@ -292,7 +295,8 @@ wait:
 	grace := time.NewTimer(closeGrace)
 	defer grace.Stop()
 	select {
-	case <-recvErr:
+	case err := <-recvErr:
+		log.Debug("stream closed after drain", "error", err)
 	case <-grace.C:
 	}
 	log.Info("drained")

@@ -55,14 +55,16 @@ func parseTopics(s string) (map[string]int32, error) {
 		if name == "" {
 			return nil, usagef("--topics %q: empty topic name", s)
 		}
-		n := 0
+		var n int32
 		if hasCount {
 			var err error
-			if n, err = strconv.Atoi(count); err != nil || n < 1 {
+			p, err := strconv.ParseInt(count, 10, 32)
+			if err != nil || p < 1 {
 				return nil, usagef("--topics: %q: partitions must be a positive number, like %s:6", spec, name)
 			}
+			n = int32(p)
 		}
-		out[name] = int32(n)
+		out[name] = n
 	}
 	return out, nil
 }

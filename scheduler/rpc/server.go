@@ -155,9 +155,9 @@ func (s *Server) enqueue(ps *pushStream, pw *kasyncv1.Workload, log *slog.Logger
 		ps.add(token, scheduler.Fatal(scheduler.ReasonInvalid, err.Error()))
 		return
 	}
-	if max := s.opts.MaxWorkloadBytes; max > 0 && w.Size() > max {
+	if limit := s.opts.MaxWorkloadBytes; limit > 0 && w.Size() > limit {
 		ps.add(token, scheduler.Fatal(scheduler.ReasonTooLarge,
-			fmt.Sprintf("workload %q is %d bytes; the limit is %d", w.ID, w.Size(), max)))
+			fmt.Sprintf("workload %q is %d bytes; the limit is %d", w.ID, w.Size(), limit)))
 		return
 	}
 	s.sched.Enqueue(w, func(o scheduler.Outcome) { ps.add(token, o) })

@@ -324,7 +324,7 @@ func fillWindow(t *testing.T, st scheduler.Stream, g *gate, function string) {
 }
 
 // pushAsync pushes one workload on another goroutine and reports Push's error.
-func pushAsync(st scheduler.Stream, ctx context.Context, token uint64, function string) <-chan error {
+func pushAsync(ctx context.Context, st scheduler.Stream, token uint64, function string) <-chan error {
 	errc := make(chan error, 1)
 	go func() {
 		errc <- st.Push(ctx, []scheduler.Pushed{{Token: token, Workload: workload(function, "extra"+strconv.FormatUint(token, 10), nil)}})
@@ -361,7 +361,7 @@ func testCredit(t *testing.T, setup Setup) {
 	st := open(t, o, "credit", c.deliver)
 
 	fillWindow(t, st, g, "held")
-	errc := pushAsync(st, context.Background(), Window, "held")
+	errc := pushAsync(context.Background(), st, Window, "held")
 	requireBlocked(t, errc, "the window is full")
 	g.requireNoStart(t, "the window is full, yet a workload beyond it reached the function")
 
@@ -392,7 +392,7 @@ func testCloseUnblocksPush(t *testing.T, setup Setup) {
 	st := open(t, o, "close-unblocks", func([]scheduler.Result) {})
 
 	fillWindow(t, st, g, "held")
-	errc := pushAsync(st, context.Background(), Window, "held")
+	errc := pushAsync(context.Background(), st, Window, "held")
 	requireBlocked(t, errc, "the window is full")
 	require.NoError(t, st.Close())
 	require.ErrorIs(t, waitErr(t, errc), scheduler.ErrStreamClosed)
@@ -406,7 +406,7 @@ func testContextUnblocksPush(t *testing.T, setup Setup) {
 
 	fillWindow(t, st, g, "held")
 	ctx, cancel := context.WithCancel(context.Background())
-	errc := pushAsync(st, ctx, Window, "held")
+	errc := pushAsync(ctx, st, Window, "held")
 	requireBlocked(t, errc, "the window is full")
 	cancel()
 	require.ErrorIs(t, waitErr(t, errc), context.Canceled)

@@ -13,15 +13,17 @@ import (
 // deliver receives results from the scheduler stream. It never blocks on I/O: successes
 // complete at once, failures are queued for the retry and dead-letter loops.
 func (t *Tailer) deliver(results []scheduler.Result) {
-	for _, r := range results {
-		t.mu.Lock()
-		e := t.tokens[r.Token]
+	entries := make([]*entry, len(results))
+	t.mu.Lock()
+	for i, r := range results {
+		entries[i] = t.tokens[r.Token]
 		delete(t.tokens, r.Token)
-		t.mu.Unlock()
-		if e == nil {
-			continue // a duplicate result: the first one counted
+	}
+	t.mu.Unlock()
+	for i, e := range entries {
+		if e != nil { // nil: a duplicate result; the first one counted
+			t.handle(e, results[i].Outcome)
 		}
-		t.handle(e, r.Outcome)
 	}
 }
 
@@ -90,16 +92,20 @@ func (t *Tailer) complete(e *entry) {
 	}
 }
 
-// usable reports whether e's partition is still ours and accepting work. An entry of a
+// usable reports whether e's partition is still ours and accepting work. A retry of a
 // fenced or revoking partition is dropped: its record stays below the checkpoint, so
 // the partition's next owner runs it.
 func (t *Tailer) usable(e *entry) bool {
-	if e.part.revoking.Load() {
-		return false
-	}
+	return !e.part.revoking.Load() && !t.fenced(e)
+}
+
+// fenced reports whether e's partition is no longer ours. A revoking partition is
+// still ours: its dead letters are written, so that its revocation need not wait out
+// RevokeTimeout and its next owner need not run the record again.
+func (t *Tailer) fenced(e *entry) bool {
 	e.part.mu.Lock()
 	defer e.part.mu.Unlock()
-	return !e.part.fenced
+	return e.part.fenced
 }
 
 // retryQueue holds entries waiting for an in-place retry, ordered by due time.
@@ -221,7 +227,7 @@ func (t *Tailer) letterLoop(ctx context.Context) {
 		pending = t.letters.take(pending)
 		kept := pending[:0]
 		for _, e := range pending {
-			if t.usable(e) {
+			if !t.fenced(e) {
 				kept = append(kept, e)
 			}
 		}

@@ -1,6 +1,9 @@
 package tailer
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // signal wakes every goroutine waiting on it. A waiter takes C before it checks its
 // condition, so a Broadcast between the check and the wait is not missed.
@@ -33,4 +36,26 @@ func notify(ch chan struct{}) {
 	case ch <- struct{}{}:
 	default:
 	}
+}
+
+// rateLimitedLog lets each distinct message through at most once per interval, so a
+// persistent error is logged, not repeated on every poll. Only the poll loop uses it.
+type rateLimitedLog struct {
+	last map[string]time.Time
+}
+
+const logRepeatInterval = 30 * time.Second
+
+func (r *rateLimitedLog) allow(msg string, now time.Time) bool {
+	if r.last == nil {
+		r.last = make(map[string]time.Time)
+	}
+	if at, ok := r.last[msg]; ok && now.Sub(at) < logRepeatInterval {
+		return false
+	}
+	if len(r.last) > 1000 { // bounded: forget everything rather than grow
+		clear(r.last)
+	}
+	r.last[msg] = now
+	return true
 }

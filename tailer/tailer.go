@@ -42,7 +42,8 @@ type Tailer struct {
 	sinceCommit atomic.Int64
 	commitNow   chan struct{}
 
-	stats statCounters
+	stats  statCounters
+	errLog rateLimitedLog
 }
 
 // entry is one record in flight: from its read until its outcome is durable.
@@ -170,9 +171,9 @@ func (t *Tailer) pollLoop(ctx context.Context) error {
 		if fetches.IsClientClosed() || ctx.Err() != nil {
 			return nil
 		}
-		fetches.EachError(func(topic string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) {
-				t.log.Warn("fetch error", "partition", p, "err", err)
+		fetches.EachError(func(_ string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) && t.errLog.allow(err.Error(), time.Now()) {
+				t.log.Warn("fetch error (repeats of it are not logged for 30s)", "partition", p, "err", err)
 			}
 		})
 		batch = batch[:0]
@@ -330,7 +331,14 @@ func (t *Tailer) adjustOffsets(ctx context.Context, offsets map[string]map[int32
 		part.win = newWindow(start)
 		part.skip = skip
 		part.mu.Unlock()
-		t.log.Info("partition resumes", "partition", p, "offset", start, "committed", committed,
+		from, groupCommit := any(start), any(committed)
+		if start < 0 {
+			from = "the " + string(t.cfg.Start) + " offset (no checkpoint yet)"
+		}
+		if committed < 0 {
+			groupCommit = "none"
+		}
+		t.log.Info("partition resumes", "partition", p, "from", from, "group_commit", groupCommit,
 			"local_checkpoint", ok, "skip_ranges", skip.NumRanges())
 	}
 	return offsets, nil

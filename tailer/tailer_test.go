@@ -18,6 +18,7 @@ import (
 	"github.com/kasync/kasync/delaystreams"
 	"github.com/kasync/kasync/internal/kafkatest"
 	"github.com/kasync/kasync/scheduler"
+	"github.com/kasync/kasync/tailer"
 )
 
 // TestEndToEndInProcess: 100,000 events over 12 partitions through the in-process path,
@@ -222,4 +223,67 @@ func TestUnknownFunction(t *testing.T) {
 		require.Equal(t, "unknown-function", header(l, delaystreams.HeaderReason))
 		require.Equal(t, "nope", header(l, delaystreams.HeaderFunction))
 	}
+}
+
+// flakyDeadLetter fails every send until allowed, then delegates.
+type flakyDeadLetter struct {
+	next    tailer.DeadLetterer
+	allow   chan struct{}
+	refused atomic.Int64
+}
+
+func (d *flakyDeadLetter) Send(ctx context.Context, letters []tailer.Letter) []error {
+	select {
+	case <-d.allow:
+		return d.next.Send(ctx, letters)
+	default:
+	}
+	d.refused.Add(1)
+	errs := make([]error, len(letters))
+	for i := range errs {
+		errs[i] = fmt.Errorf("broker unavailable (test)")
+	}
+	return errs
+}
+
+// TestDeadLetterFailureHoldsCheckpoint: while the dead-letter topic refuses a fatal
+// record, the partition moves on (the records after it complete) but its checkpoint
+// stays below the record; once the produce succeeds, the checkpoint passes it. Nothing
+// is dropped.
+func TestDeadLetterFailureHoldsCheckpoint(t *testing.T) {
+	t.Parallel()
+	const n, fatalAt = 10, 3
+	f := newFixture(t, 1)
+	kafkatest.ProduceN(t, f.brokers, f.topic, n, func(i int) *kgo.Record {
+		return &kgo.Record{Topic: f.topic, Value: []byte("e-" + strconv.Itoa(i))}
+	})
+	exec := func(ctx context.Context, w *scheduler.Workload, _ time.Duration) scheduler.Outcome {
+		if string(w.Payload) == "e-"+strconv.Itoa(fatalAt) {
+			return scheduler.Fatal(scheduler.ReasonFatal, "poison")
+		}
+		return scheduler.Success()
+	}
+	store := newStore(t, vfs.NewMem())
+	dl := &flakyDeadLetter{next: f.dl, allow: make(chan struct{})}
+	cfg := f.config("dlq-down", localScheduler(t, exec, 0), store)
+	cfg.DeadLetter = dl
+	r := start(t, cfg)
+
+	// Every other record completes and is checkpointed above the held one.
+	key := checkpoint.Key{Group: cfg.Group, Topic: f.topic, Partition: 0}
+	require.Eventually(t, func() bool {
+		st, ok, err := store.Load(context.Background(), key)
+		require.NoError(t, err)
+		return ok && st.Done.Count() == n-fatalAt-1
+	}, 30*time.Second, 10*time.Millisecond)
+	st, _, _ := store.Load(context.Background(), key)
+	require.Equal(t, int64(fatalAt), st.Watermark, "the checkpoint waits for the dead letter")
+	require.Equal(t, int64(fatalAt), kafkatest.CommittedOffsets(t, f.brokers, cfg.Group, f.topic)[0])
+	require.Positive(t, dl.refused.Load())
+
+	close(dl.allow)
+	f.waitCommitted(t, cfg.Group, atEnd(map[int32]int64{0: n}))
+	r.stop(t)
+	letters := f.deadLetters(t, 1)
+	require.Equal(t, "e-"+strconv.Itoa(fatalAt), string(letters[0].Value))
 }

@@ -1,5 +1,3 @@
-// Command kasync is the one kasync binary: a development environment, a production node,
-// the embedded broker, an SDK worker and the tools around them. See `kasync help`.
 package main
 
 import (

@@ -1,8 +1,3 @@
-// Package cli implements the kasync command line: parsing flags, loading configuration
-// and running the parts that other packages build. It holds no business logic.
-//
-// Exit status: 0 on success, 1 on a runtime failure, 2 on bad usage or bad
-// configuration; every error names the flag or field and what would be right.
 package cli
 
 import (

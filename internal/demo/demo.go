@@ -1,5 +1,3 @@
-// Package demo holds the built-in demo functions that `kasync dev` and `kasync worker`
-// serve, so a new user sees events run without writing code.
 package demo
 
 import (

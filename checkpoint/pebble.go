@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -40,6 +41,11 @@ type PebbleOptions struct {
 	MemTableSize uint64
 	// CacheSize is Pebble's block cache size in bytes; 0 means DefaultCacheSize.
 	CacheSize int64
+	// MinSyncInterval keeps syncs at least this far apart, however many callers flush:
+	// a Flush that comes sooner waits for the next slot and shares its one fsync with
+	// every state saved until then. 0 means no limit. A node sets it to its checkpoint
+	// interval, so it syncs at most once per interval whatever its number of tailers.
+	MinSyncInterval time.Duration
 }
 
 // EnsureDefaults fills every unset field with its default.
@@ -66,6 +72,9 @@ func (o *PebbleOptions) Validate() error {
 	}
 	if o.MemTableSize > 0 && o.MemTableSize < 64<<10 {
 		errs = append(errs, fmt.Errorf("checkpoint: PebbleOptions.MemTableSize %d is below 64 KiB: use 0 for the default (%d)", o.MemTableSize, DefaultMemTableSize))
+	}
+	if o.MinSyncInterval < 0 {
+		errs = append(errs, fmt.Errorf("checkpoint: PebbleOptions.MinSyncInterval %s is negative: use 0 for no limit", o.MinSyncInterval))
 	}
 	if o.CacheSize < 0 {
 		errs = append(errs, fmt.Errorf("checkpoint: PebbleOptions.CacheSize %d is negative: use 0 for the default (%d)", o.CacheSize, DefaultCacheSize))
@@ -105,6 +114,8 @@ type PebbleStore struct {
 
 	flushes       atomic.Uint64
 	statesWritten atomic.Uint64
+
+	lastSync time.Time // when the last batch was synced; guarded by flushSem
 }
 
 type dirtyState struct {
@@ -227,7 +238,31 @@ func (s *PebbleStore) Flush(ctx context.Context) error {
 		return fmt.Errorf("checkpoint: flush: %w", ctx.Err())
 	}
 	defer func() { <-s.flushSem }()
+	if err := s.waitSyncSlot(ctx, target); err != nil {
+		return err
+	}
 	return s.flushLocked(target)
+}
+
+// waitSyncSlot waits, holding flushSem, until MinSyncInterval has passed since the last
+// sync, unless the saves up to target are durable already. Saves made while it waits
+// are written by the flush that follows, so concurrent callers share one fsync.
+func (s *PebbleStore) waitSyncSlot(ctx context.Context, target uint64) error {
+	s.mu.Lock()
+	covered := s.durableSeq >= target
+	s.mu.Unlock()
+	wait := time.Until(s.lastSync.Add(s.opts.MinSyncInterval))
+	if covered || s.opts.MinSyncInterval <= 0 || wait <= 0 {
+		return nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("checkpoint: flush: waiting for the next sync slot: %w", ctx.Err())
+	}
 }
 
 // flushLocked makes every Save up to target durable. The caller holds flushSem.
@@ -267,6 +302,7 @@ func (s *PebbleStore) flushLocked(target uint64) error {
 		}
 		s.flushes.Add(1)
 		s.statesWritten.Add(uint64(len(batch)))
+		s.lastSync = time.Now()
 	}
 
 	s.mu.Lock()

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
@@ -403,4 +404,38 @@ func BenchmarkPebbleFlush100(b *testing.B) {
 	}
 	b.Run("mem", func(b *testing.B) { run(b, PebbleOptions{Dir: testDir, FS: vfs.NewMem()}) })
 	b.Run("disk", func(b *testing.B) { run(b, PebbleOptions{Dir: b.TempDir()}) })
+}
+
+// TestMinSyncIntervalBoundsFsyncs: however many callers flush, and however often, the
+// store syncs at most once per MinSyncInterval, and every Flush still returns only after
+// its saves are durable.
+func TestMinSyncIntervalBoundsFsyncs(t *testing.T) {
+	t.Parallel()
+	const interval = 50 * time.Millisecond
+	s, err := OpenPebble(PebbleOptions{Dir: "db", FS: vfs.NewMem(), MinSyncInterval: interval, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, s.Close()) }()
+
+	start := time.Now()
+	var wg sync.WaitGroup
+	for g := range 8 { // eight tailers committing as fast as they can
+		wg.Go(func() {
+			for i := range 10 {
+				k := Key{Group: "g", Topic: "t", Partition: int32(g)}
+				s.Save(k, State{Watermark: int64(i + 1)})
+				require.NoError(t, s.Flush(context.Background()))
+				st, ok, err := s.Load(context.Background(), k)
+				require.NoError(t, err)
+				require.True(t, ok)
+				require.GreaterOrEqual(t, st.Watermark, int64(i+1))
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	flushes := s.Stats().Flushes
+	require.LessOrEqual(t, flushes, uint64(elapsed/interval)+1,
+		"%d syncs in %s: more than one per %s", flushes, elapsed, interval)
+	require.Positive(t, flushes)
+	t.Logf("80 flush calls from 8 goroutines: %d syncs in %s", flushes, elapsed)
 }

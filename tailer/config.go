@@ -46,7 +46,9 @@ type Config struct {
 	RevokeTimeout time.Duration
 
 	// CommitInterval is how often checkpoints are written (default 1s); CommitCount
-	// completed records since the last commit trigger one earlier (default 10000).
+	// completed records since the last commit request one earlier (default 10000). A
+	// store with a minimum sync interval (checkpoint.PebbleOptions.MinSyncInterval) may
+	// hold that early commit until its next sync slot.
 	CommitInterval time.Duration
 	CommitCount    int
 

@@ -187,7 +187,9 @@ func (n *Node) startHTTP() error {
 
 func (n *Node) buildTailers(ctx context.Context) error {
 	dir := filepath.Join(n.cfg.Node.DataDir, "checkpoints")
-	store, err := checkpoint.OpenPebble(checkpoint.PebbleOptions{Dir: dir, Logger: n.log})
+	// One store for all tailers, syncing at most once per checkpoint interval.
+	store, err := checkpoint.OpenPebble(checkpoint.PebbleOptions{Dir: dir, Logger: n.log,
+		MinSyncInterval: n.cfg.Checkpoint.Interval.Std()})
 	if err != nil {
 		return fmt.Errorf("node: open checkpoints in node.data_dir (%s): %w", dir, err)
 	}

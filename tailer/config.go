@@ -38,8 +38,10 @@ type Config struct {
 	// MaxInFlight bounds the records read and not yet done, over all partitions
 	// (default 10000). Polling stops while it is reached.
 	MaxInFlight int
-	// PartitionMaxInFlight bounds them per partition: a partition at its bound is paused
-	// until room frees (default MaxInFlight).
+	// PartitionMaxInFlight is the per-partition share: a partition that reaches it is
+	// paused until room frees (default MaxInFlight). Records already fetched when the
+	// pause takes effect are still taken, so a partition may pass it by one poll;
+	// MaxInFlight is the strict bound.
 	PartitionMaxInFlight int
 	// RevokeTimeout is how long a revoked partition waits for its in-flight records
 	// before its checkpoint is committed and it is released (default 10s).

@@ -18,8 +18,9 @@
 //  2. Bounded duplicates. A restarted tailer starts from the greater of its Pebble
 //     checkpoint and the group commit, and skips offsets the checkpoint records as done
 //     above the watermark (TestRestartResumesFromCheckpoint).
-//  3. Bounded memory. At most MaxInFlight records are read and not done; polling stops at
-//     the bound, and a partition at PartitionMaxInFlight is paused until room frees.
+//  3. Bounded memory. At most MaxInFlight records are read and not done; polling asks
+//     for no more than the room left, and stops at the bound. A partition that reaches
+//     PartitionMaxInFlight is paused until room frees (TestInFlightIsBounded).
 //  4. Fenced ownership. Each assignment of a partition is a new partition value; on
 //     revocation it is fenced under commitMu before it is released, and a result for a
 //     fenced partition changes nothing (TestFencedResultDoesNotMoveCheckpoint).

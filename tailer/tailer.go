@@ -139,11 +139,13 @@ func (t *Tailer) Run(ctx context.Context) error {
 // Stats are counters of what a tailer has done since it started.
 type Stats struct {
 	Read, Skipped, Succeeded, Retried, DeadLettered, Fenced int64
-	InFlight                                                int64
+	// Pauses counts the times a partition was paused at PartitionMaxInFlight.
+	Pauses   int64
+	InFlight int64
 }
 
 type statCounters struct {
-	read, skipped, succeeded, retried, deadLettered, fenced atomic.Int64
+	read, skipped, succeeded, retried, deadLettered, fenced, pauses atomic.Int64
 }
 
 // Stats returns the tailer's counters.
@@ -151,7 +153,7 @@ func (t *Tailer) Stats() Stats {
 	return Stats{
 		Read: t.stats.read.Load(), Skipped: t.stats.skipped.Load(), Succeeded: t.stats.succeeded.Load(),
 		Retried: t.stats.retried.Load(), DeadLettered: t.stats.deadLettered.Load(), Fenced: t.stats.fenced.Load(),
-		InFlight: t.inFlight.Load(),
+		Pauses: t.stats.pauses.Load(), InFlight: t.inFlight.Load(),
 	}
 }
 
@@ -232,6 +234,7 @@ func (t *Tailer) accept(fp kgo.FetchTopicPartition, batch []scheduler.Pushed) []
 	}
 	if !p.paused && p.win.InFlight() >= t.cfg.PartitionMaxInFlight {
 		p.paused = true
+		t.stats.pauses.Add(1)
 		t.cl.PauseFetchPartitions(map[string][]int32{t.cfg.Topic: {fp.Partition}})
 	}
 	p.mu.Unlock()

@@ -287,3 +287,69 @@ func TestDeadLetterFailureHoldsCheckpoint(t *testing.T) {
 	letters := f.deadLetters(t, 1)
 	require.Equal(t, "e-"+strconv.Itoa(fatalAt), string(letters[0].Value))
 }
+
+// holdingExecutor runs nothing until released; it records the most executions at once.
+type holdingExecutor struct {
+	release       chan struct{}
+	running, most atomic.Int64
+}
+
+func (h *holdingExecutor) exec(ctx context.Context, _ *scheduler.Workload, _ time.Duration) scheduler.Outcome {
+	cur := h.running.Add(1)
+	for m := h.most.Load(); cur > m && !h.most.CompareAndSwap(m, cur); m = h.most.Load() {
+	}
+	defer h.running.Add(-1)
+	select {
+	case <-h.release:
+		return scheduler.Success()
+	case <-ctx.Done():
+		return scheduler.Retriable(scheduler.ReasonShutdown, "stopped")
+	}
+}
+
+// TestInFlightIsBounded: with a function that holds every record, the tailer reads up
+// to MaxInFlight records and no further (the scheduler has slots for far more); a
+// partition that reaches PartitionMaxInFlight is paused, and resumed once its records
+// complete, until every record has run.
+func TestInFlightIsBounded(t *testing.T) {
+	t.Parallel()
+	t.Run("tailer bound", func(t *testing.T) {
+		t.Parallel()
+		const n, bound = 2000, 50
+		f := newFixture(t, 4)
+		kafkatest.ProduceN(t, f.brokers, f.topic, n, valueRecord(f.topic))
+		h := &holdingExecutor{release: make(chan struct{}, n)}
+		cfg := f.config("bounded", localScheduler(t, h.exec, 0), newStore(t, vfs.NewMem()))
+		cfg.MaxInFlight = bound
+		r := start(t, cfg)
+		require.Eventually(t, func() bool { return h.running.Load() == bound }, 30*time.Second, time.Millisecond)
+		require.Equal(t, int64(bound), r.Stats().InFlight)
+		for range n {
+			h.release <- struct{}{}
+		}
+		f.waitCommitted(t, cfg.Group, atEnd(kafkatest.EndOffsets(t, f.brokers, f.topic)))
+		r.stop(t)
+		require.LessOrEqual(t, h.most.Load(), int64(bound), "never more than MaxInFlight records in flight")
+		require.Equal(t, int64(n), r.Stats().Succeeded)
+	})
+	t.Run("partition pause", func(t *testing.T) {
+		t.Parallel()
+		const n, share = 500, 20
+		f := newFixture(t, 1)
+		kafkatest.ProduceN(t, f.brokers, f.topic, n, valueRecord(f.topic))
+		h := &holdingExecutor{release: make(chan struct{}, n)}
+		cfg := f.config("paused", localScheduler(t, h.exec, 0), newStore(t, vfs.NewMem()))
+		cfg.MaxInFlight, cfg.PartitionMaxInFlight, cfg.MaxRecords = 1000, share, 10
+		r := start(t, cfg)
+		require.Eventually(t, func() bool { return r.Stats().Pauses == 1 }, 30*time.Second, time.Millisecond)
+		inFlight := r.Stats().InFlight
+		require.GreaterOrEqual(t, inFlight, int64(share))
+		require.Less(t, inFlight, int64(share+cfg.MaxRecords), "paused within one poll of its share")
+		for range n {
+			h.release <- struct{}{}
+		}
+		f.waitCommitted(t, cfg.Group, atEnd(kafkatest.EndOffsets(t, f.brokers, f.topic)))
+		r.stop(t)
+		require.Equal(t, int64(n), r.Stats().Succeeded, "the paused partition resumed until its end")
+	})
+}

@@ -122,6 +122,10 @@ func TestRunUsageErrors(t *testing.T) {
 	require.Equal(t, ExitUsage, code)
 	require.Contains(t, errOut, "--log-level")
 
+	code, _, errOut = kasync(context.Background(), "", "worker", "--functions", "echo,charge")
+	require.Equal(t, ExitUsage, code)
+	require.Contains(t, errOut, `"charge" is not a demo function`)
+
 	code, _, errOut = kasync(context.Background(), "", "broker", "--listen", "10.1.2.3:9092")
 	require.Equal(t, ExitUsage, code)
 	require.Contains(t, errOut, "127.0.0.1")

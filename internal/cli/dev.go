@@ -10,6 +10,7 @@ import (
 	"github.com/kasync/kasync/internal/config"
 	"github.com/kasync/kasync/internal/demo"
 	"github.com/kasync/kasync/internal/node"
+	kruntime "github.com/kasync/kasync/runtime"
 )
 
 func runDev(ctx context.Context, e env, args []string) error {
@@ -54,15 +55,16 @@ func runDev(ctx context.Context, e env, args []string) error {
 	defer func() { _ = b.Close() }()
 	cfg.Kafka.Brokers = b.Addrs() // the real port, when the config asked for port 0
 
-	n, err := node.Start(ctx, node.Options{Config: cfg, Registry: demo.Registry(log), Logger: log})
+	reg := demo.Registry(log)
+	n, err := node.Start(ctx, node.Options{Config: cfg, Registry: reg, Logger: log})
 	if err != nil {
 		return err
 	}
-	fmt.Fprint(e.stdout, devBanner(cfg, b, n))
+	fmt.Fprint(e.stdout, devBanner(cfg, reg, b, n))
 	return n.Wait()
 }
 
-func devBanner(cfg *config.Config, b *broker.Broker, n *node.Node) string {
+func devBanner(cfg *config.Config, reg *kruntime.Registry, b *broker.Broker, n *node.Node) string {
 	addr := strings.Join(b.Addrs(), ",")
 	var s strings.Builder
 	s.WriteString("\nkasync dev: the whole engine in one process.\n\n")
@@ -79,8 +81,16 @@ func devBanner(cfg *config.Config, b *broker.Broker, n *node.Node) string {
 	}
 	fmt.Fprintf(&s, "\nDead letters: topic %s\n", cfg.DeadLetter.Topic)
 	fmt.Fprintf(&s, "Metrics:      http://%s/metrics\n", n.HTTPAddr())
-	if g := n.GRPCAddr(); g != "" {
-		fmt.Fprintf(&s, "Scheduler:    %s  (SDK workers: go run ./cmd/kasync worker --scheduler %s)\n", g, g)
+	var remote []string // configured functions that SDK workers must serve
+	for _, f := range cfg.Functions {
+		if _, ok := reg.Lookup(f.Name); !ok {
+			remote = append(remote, f.Name)
+		}
+	}
+	fmt.Fprintf(&s, "Scheduler:    %s\n", n.GRPCAddr())
+	if len(remote) > 0 {
+		fmt.Fprintf(&s, "\nFunctions served by SDK workers: %s. Start a worker of yours (runtime.NewWorker) with\n"+
+			"  Addrs: []string{%q}\n", strings.Join(remote, ", "), n.GRPCAddr())
 	}
 	s.WriteString("\nCtrl-C drains in-flight work, commits checkpoints and exits.\n\n")
 	return s.String()

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 
 	"github.com/kasync/kasync/internal/demo"
@@ -13,6 +14,7 @@ func runWorker(ctx context.Context, e env, args []string) error {
 	addrs := f.String("scheduler", "127.0.0.1:7070", "scheduler gRPC addresses, comma-separated")
 	capacity := f.Int("capacity", 64, "most tasks running at once")
 	id := f.String("id", "", "worker id (default hostname-pid)")
+	fns := f.String("functions", "echo,fail,sleep", "demo functions to serve, comma-separated (the scheduler must configure each)")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -35,11 +37,32 @@ func runWorker(ctx context.Context, e env, args []string) error {
 	if len(list) == 0 {
 		return usagef("--scheduler: name at least one address like 127.0.0.1:7070")
 	}
+	reg, err := demoFunctions(*fns, log)
+	if err != nil {
+		return err
+	}
 	w, err := kruntime.NewWorker(kruntime.WorkerConfig{
-		Addrs: list, Registry: demo.Registry(log), Capacity: *capacity, WorkerID: *id, Logger: log,
+		Addrs: list, Registry: reg, Capacity: *capacity, WorkerID: *id, Logger: log,
 	})
 	if err != nil {
 		return usageError{err}
 	}
 	return w.Run(ctx)
+}
+
+// demoFunctions is a registry of the named demo functions.
+func demoFunctions(names string, log *slog.Logger) (*kruntime.Registry, error) {
+	all := demo.Registry(log)
+	reg := kruntime.NewRegistry()
+	for _, name := range strings.Split(names, ",") {
+		name = strings.TrimSpace(name)
+		fn, ok := all.Lookup(name)
+		if !ok {
+			return nil, usagef("--functions: %q is not a demo function; choose from %s", name, strings.Join(all.Names(), ", "))
+		}
+		if err := reg.Register(name, fn); err != nil {
+			return nil, usagef("--functions: %v", err)
+		}
+	}
+	return reg, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"strconv"
 	"sync"
 	"testing"
@@ -189,4 +190,35 @@ func TestUnsupportedConfigIsRefused(t *testing.T) {
 	require.ErrorContains(t, err, "functions[0].rate")
 	require.ErrorContains(t, err, "functions[0].url")
 	require.ErrorContains(t, err, "tailers[0].ordering")
+}
+
+// TestStartFailureReleasesEverything: when a later part cannot start (the HTTP port is
+// taken), Start names the field and releases what it had already bound and started;
+// the same address can then be used again. goleak in TestMain catches a leak.
+func TestStartFailureReleasesEverything(t *testing.T) {
+	t.Parallel()
+	brokers := kafkatest.Brokers(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer taken.Close()
+	grpcAddr := freeAddr(t)
+
+	cfg := testConfig(t, brokers, kafkatest.NewTopic(t, brokers, 1))
+	cfg.Node.GRPCListen = grpcAddr
+	cfg.Node.HTTPListen = taken.Addr().String()
+	_, err = node.Start(context.Background(), node.Options{Config: cfg, Logger: quiet()})
+	require.ErrorContains(t, err, "node.http_listen")
+
+	cfg.Node.HTTPListen = "127.0.0.1:0"
+	n := start(t, node.Options{Config: cfg, Roles: node.Roles{Scheduler: true}})
+	require.Equal(t, grpcAddr, n.GRPCAddr(), "the failed start released the gRPC listener")
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	return addr
 }

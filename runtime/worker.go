@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -13,6 +12,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/kasync/kasync/internal/backoff"
 )
 
 // Worker defaults.
@@ -181,7 +182,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return errors.New("runtime: worker: Run called twice")
 	}
 	defer w.waitTasks()
-	backoff := w.cfg.ReconnectBackoff
+	bo := backoff.Backoff{Min: w.cfg.ReconnectBackoff, Max: w.cfg.MaxReconnectBackoff}
 	for attempt := 0; ; attempt++ {
 		addr := w.cfg.Addrs[attempt%len(w.cfg.Addrs)]
 		welcomed, err := w.serve(ctx, addr)
@@ -192,14 +193,13 @@ func (w *Worker) Run(ctx context.Context) error {
 			return err
 		}
 		if welcomed {
-			backoff = w.cfg.ReconnectBackoff
+			bo.Reset()
 		}
-		wait := jitter(backoff)
+		wait := bo.Next()
 		w.log.Warn("scheduler stream ended; reconnecting", "addr", addr, "error", err, "in", wait)
-		if !sleep(ctx, wait) {
+		if !backoff.Sleep(ctx, wait) {
 			return nil
 		}
-		backoff = min(2*backoff, w.cfg.MaxReconnectBackoff)
 	}
 }
 
@@ -231,23 +231,4 @@ func (w *Worker) taskDone() *session {
 	defer w.mu.Unlock()
 	w.running--
 	return w.cur
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-// jitter spreads d over [d/2, d), so workers cut off together do not reconnect in step.
-func jitter(d time.Duration) time.Duration {
-	if d <= 1 {
-		return d
-	}
-	return d/2 + rand.N(d/2)
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kasync/kasync/internal/backoff"
 	"github.com/kasync/kasync/scheduler"
 )
 
@@ -222,7 +223,7 @@ func (q *letterQueue) take(out []*entry) []*entry {
 // never dropped.
 func (t *Tailer) letterLoop(ctx context.Context) {
 	var pending []*entry
-	backoff := 100 * time.Millisecond
+	bo := backoff.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
 	for {
 		pending = t.letters.take(pending)
 		kept := pending[:0]
@@ -265,16 +266,14 @@ func (t *Tailer) letterLoop(ctx context.Context) {
 		}
 		pending = failed
 		if len(pending) == 0 {
-			backoff = 100 * time.Millisecond
+			bo.Reset()
 			continue
 		}
+		wait := bo.Next()
 		t.log.Error("dead-letter produce failed; will retry (the checkpoint waits for it)",
-			"records", len(pending), "err", firstErr, "retry_in", backoff)
-		select {
-		case <-ctx.Done():
+			"records", len(pending), "err", firstErr, "retry_in", wait)
+		if !backoff.Sleep(ctx, wait) {
 			return
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 }

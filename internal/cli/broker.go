@@ -16,13 +16,7 @@ func runBroker(ctx context.Context, e env, args []string) error {
 	partitions := f.Int("partitions", int(broker.DefaultPartitions), "partitions of topics created without a count")
 	syncWrites := f.Bool("sync-writes", false, "fsync every produced batch before acknowledging it (with --data-dir)")
 	topics := f.String("topics", "", "topics to create at start, comma-separated NAME or NAME:PARTITIONS")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	if err := f.noArgs(); err != nil {
-		return err
-	}
-	log, err := f.logger(e)
+	log, err := f.setup(e, args)
 	if err != nil {
 		return err
 	}

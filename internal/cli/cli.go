@@ -140,6 +140,17 @@ func (f *flags) noArgs() error {
 	return nil
 }
 
+// setup parses args for a command that takes flags only, and returns its logger.
+func (f *flags) setup(e env, args []string) (*slog.Logger, error) {
+	if err := f.parse(args); err != nil {
+		return nil, err
+	}
+	if err := f.noArgs(); err != nil {
+		return nil, err
+	}
+	return f.logger(e)
+}
+
 func (f *flags) logger(e env) (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {

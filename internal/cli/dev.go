@@ -16,13 +16,7 @@ import (
 func runDev(ctx context.Context, e env, args []string) error {
 	f := newFlags(e, "dev", "[--config FILE]")
 	path := f.String("config", "", "config file (default: the built-in demo config)")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	if err := f.noArgs(); err != nil {
-		return err
-	}
-	log, err := f.logger(e)
+	log, err := f.setup(e, args)
 	if err != nil {
 		return err
 	}

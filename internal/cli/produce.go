@@ -24,13 +24,7 @@ func runProduce(ctx context.Context, e env, args []string) error {
 	brokers := f.String("brokers", "127.0.0.1:9092", "Kafka brokers, comma-separated")
 	topic := f.String("topic", "", "topic to produce to (required)")
 	key := f.String("key", "", "key of every record (default: no key)")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	if err := f.noArgs(); err != nil {
-		return err
-	}
-	log, err := f.logger(e)
+	log, err := f.setup(e, args)
 	if err != nil {
 		return err
 	}

@@ -13,13 +13,7 @@ func runNode(ctx context.Context, e env, args []string) error {
 	path := f.String("config", "", "the config file (required)")
 	roles := f.String("roles", "", "comma-separated roles to run: tailer, scheduler (default: all)")
 	schedAddr := f.String("scheduler", "", "with --roles tailer: the scheduler's gRPC address")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	if err := f.noArgs(); err != nil {
-		return err
-	}
-	log, err := f.logger(e)
+	log, err := f.setup(e, args)
 	if err != nil {
 		return err
 	}

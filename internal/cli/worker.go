@@ -15,13 +15,7 @@ func runWorker(ctx context.Context, e env, args []string) error {
 	capacity := f.Int("capacity", 64, "most tasks running at once")
 	id := f.String("id", "", "worker id (default hostname-pid)")
 	fns := f.String("functions", "echo,fail,sleep", "demo functions to serve, comma-separated (the scheduler must configure each)")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	if err := f.noArgs(); err != nil {
-		return err
-	}
-	log, err := f.logger(e)
+	log, err := f.setup(e, args)
 	if err != nil {
 		return err
 	}

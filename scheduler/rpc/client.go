@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/kasync/kasync/internal/backoff"
 	kasyncv1 "github.com/kasync/kasync/proto/kasync/v1"
 	"github.com/kasync/kasync/scheduler"
 )
@@ -303,7 +303,7 @@ func (st *clientStream) answerLocked(rs []scheduler.Result) {
 
 // run reads the current wire and replaces it when it breaks, until Close.
 func (st *clientStream) run(w *wire) {
-	backoff := st.c.opts.ReconnectBackoff
+	bo := backoff.Backoff{Min: st.c.opts.ReconnectBackoff, Max: st.c.opts.MaxReconnectBackoff}
 	for {
 		err := st.read(w)
 		w.cancel()
@@ -319,16 +319,16 @@ func (st *clientStream) run(w *wire) {
 		}
 		st.log.Warn("push stream broke; reconnecting", "error", err, "unanswered", st.unanswered())
 		for {
-			if !sleep(st.ctx, jitter(backoff)) {
+			wait := bo.Next()
+			if !backoff.Sleep(st.ctx, wait) {
 				return
 			}
-			backoff = min(2*backoff, st.c.opts.MaxReconnectBackoff)
 			next, credit, err := st.connect(st.ctx)
 			if err == nil {
 				w = next
 				st.install(w, credit)
 				st.log.Info("push stream reconnected", "resent", st.unanswered())
-				backoff = st.c.opts.ReconnectBackoff
+				bo.Reset()
 				break
 			}
 			if st.ctx.Err() != nil {
@@ -338,7 +338,7 @@ func (st *clientStream) run(w *wire) {
 			if c := status.Code(err); c == codes.InvalidArgument || c == codes.Unimplemented {
 				level = slog.LevelError // a misconfiguration; retrying will not fix it alone
 			}
-			st.log.Log(st.ctx, level, "push stream reconnect failed", "error", err, "next_in", backoff)
+			st.log.Log(st.ctx, level, "push stream reconnect failed", "error", err, "waited", wait)
 		}
 	}
 }
@@ -419,26 +419,6 @@ func (st *clientStream) Close() error {
 	st.cancel()
 	st.wg.Wait()
 	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-// jitter spreads d over [d/2, d) so that streams broken together do not reconnect in
-// lockstep.
-func jitter(d time.Duration) time.Duration {
-	if d <= 1 {
-		return d
-	}
-	return d/2 + rand.N(d/2)
 }
 
 func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {

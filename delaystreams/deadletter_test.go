@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
 
+	"github.com/kasync/kasync/internal/config"
 	"github.com/kasync/kasync/tailer"
 )
 
@@ -80,4 +81,14 @@ func FuzzParseOrigin(f *testing.F) {
 			t.Fatalf("ParseOrigin(%q) = %+v, which does not round-trip: %+v, %v", s, o, back, err)
 		}
 	})
+}
+
+// TestConfigAgreesWithLadder: `kasync config check` must refuse exactly the ladders that
+// NewLadder refuses, and name rung topics exactly as RungTopic does.
+func TestConfigAgreesWithLadder(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, MaxRungs, config.MaxRungs)
+	for _, d := range []time.Duration{30 * time.Second, time.Minute, 90 * time.Minute, time.Hour + 30*time.Second, 250 * time.Microsecond} {
+		require.Equal(t, config.Delay{TopicPrefix: "p"}.RungTopic(config.Duration(d)), RungTopic("p", d))
+	}
 }

@@ -46,6 +46,9 @@ const (
 
 	// RedactedValue replaces every secret in Redacted().
 	RedactedValue = "[redacted]"
+
+	// MaxRungs is the most delay rungs a configuration may list (delaystreams.MaxRungs).
+	MaxRungs = 32
 )
 
 // DefaultRungs returns the default delay ladder: exactly 30s, 1m, 5m, 30m.
@@ -322,15 +325,16 @@ func Durations(ds []Duration) []time.Duration {
 }
 
 // String is the shortest form that parses back: 1m rather than 1m0s, 2h rather than 2h0m0s.
+//
+// It also names delay rung topics (delaystreams.RungTopic), so it must stay a legal
+// topic-name fragment: "µs" is written "us", which ParseDuration reads too.
 func (d Duration) String() string {
 	s := time.Duration(d).String()
 	if strings.HasSuffix(s, "m0s") {
 		s = s[:len(s)-2]
 	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
-	}
-	return s
+	s = strings.Replace(s, "h0m", "h", 1)
+	return strings.Replace(s, "µs", "us", 1)
 }
 
 // ParseDuration parses a duration as written in the configuration.

@@ -99,6 +99,9 @@ func (c *Config) validateDelay(l *problemList) {
 	if len(d.Rungs) == 0 {
 		l.add("delay.rungs", "empty; list at least one rung, like [30s, 1m, 5m, 30m]")
 	}
+	if len(d.Rungs) > MaxRungs {
+		l.add("delay.rungs", "%d rungs; at most %d are allowed (a few, each several times the one before, cover any delay)", len(d.Rungs), MaxRungs)
+	}
 	prefixOK := checkTopic(l, "delay.topic_prefix", d.TopicPrefix)
 	for i, r := range d.Rungs {
 		f := indexPath("delay.rungs", i)

@@ -193,3 +193,14 @@ func TestEditDistanceAndClosest(t *testing.T) {
 	require.Equal(t, "max_in_flight", closest("max_inflight", yamlKeys(reflect.TypeFor[Tailer]())))
 	require.Equal(t, "", closest("colour", yamlKeys(reflect.TypeFor[Tailer]())))
 }
+
+func TestTooManyRungs(t *testing.T) {
+	t.Parallel()
+	c := Demo()
+	c.Delay.Rungs = nil
+	for i := range MaxRungs + 1 {
+		c.Delay.Rungs = append(c.Delay.Rungs, Duration(time.Duration(i+1)*time.Second))
+	}
+	err := c.Validate()
+	require.ErrorContains(t, err, "delay.rungs: 33 rungs; at most 32")
+}

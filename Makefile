@@ -36,7 +36,7 @@ lint: ## gofmt check (generated *.pb.go excluded), go vet, golangci-lint
 bench: ## run every benchmark with allocation counts
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 
-fuzz: ## run every Fuzz target for FUZZTIME each (default 10s)
+fuzz: ## run every Fuzz target for FUZZTIME each (default 10s; CI uses a count, e.g. 20000x)
 	@targets="$$($(GO) test -list '^Fuzz' ./... | awk '/^Fuzz/ {f[n++] = $$1; next} /^ok/ {for (i = 0; i < n; i++) print $$2 " " f[i]; n = 0}')"; \
 	if [[ -z "$$targets" ]]; then echo "no fuzz targets found"; exit 0; fi; \
 	while read -r pkg fn; do \

@@ -3,8 +3,6 @@ package delaystreams
 import (
 	"context"
 	"errors"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -52,27 +50,21 @@ func (d *DeadLetterWriter) Send(ctx context.Context, letters []tailer.Letter) []
 }
 
 // Record builds the dead-letter record of l: the original key, value and headers (less
-// any kasync-* headers it carried) plus kasync's headers.
+// any kasync-* headers it carried) plus kasync's headers. It is the same record the
+// Router writes for a dead letter (kasyncRecord builds both; TestDeadLetterSameShape).
 func (d *DeadLetterWriter) Record(l *tailer.Letter) *kgo.Record {
 	src := l.Record
-	headers := make([]kgo.RecordHeader, 0, len(src.Headers)+7)
-	for _, h := range src.Headers {
-		if !strings.HasPrefix(h.Key, headerPrefix) {
-			headers = append(headers, h)
-		}
-	}
-	origin := Origin{Topic: src.Topic, Partition: src.Partition, Offset: src.Offset}
 	first := l.FirstFailure
 	if first.IsZero() {
 		first = d.now()
 	}
-	headers = append(headers,
-		kgo.RecordHeader{Key: HeaderFunction, Value: []byte(l.Function)},
-		kgo.RecordHeader{Key: HeaderAttempt, Value: strconv.AppendInt(nil, int64(l.Attempt), 10)},
-		kgo.RecordHeader{Key: HeaderOrigin, Value: []byte(origin.String())},
-		kgo.RecordHeader{Key: HeaderFirstFailure, Value: strconv.AppendInt(nil, first.UnixMilli(), 10)},
-		kgo.RecordHeader{Key: HeaderError, Value: []byte(truncateError(l.Err))},
-		kgo.RecordHeader{Key: HeaderReason, Value: []byte(l.Reason)},
-	)
-	return &kgo.Record{Topic: d.topic, Key: src.Key, Value: src.Value, Headers: headers}
+	return kasyncRecord(d.topic, src, outHeaders{
+		Function:     l.Function,
+		Attempt:      ClampAttempt(int64(l.Attempt)),
+		Origin:       Origin{Topic: src.Topic, Partition: src.Partition, Offset: src.Offset},
+		FirstFailure: first,
+		Err:          l.Err,
+		DeadLetter:   true,
+		Reason:       l.Reason,
+	})
 }

@@ -81,6 +81,9 @@ func New(cfg Config) (*Tailer, error) {
 func (t *Tailer) Run(ctx context.Context) error {
 	stream, err := t.cfg.Scheduler.Open(ctx, t.cfg.Name, t.deliver)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it started: a clean stop, nothing was read
+		}
 		return fmt.Errorf("tailer %s: open scheduler stream: %w", t.cfg.Name, err)
 	}
 	t.stream = stream

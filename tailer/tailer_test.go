@@ -353,3 +353,17 @@ func TestInFlightIsBounded(t *testing.T) {
 		require.Equal(t, int64(n), r.Stats().Succeeded, "the paused partition resumed until its end")
 	})
 }
+
+// TestStopBeforeStart: a tailer whose context is done before it starts returns nil.
+func TestStopBeforeStart(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 1)
+	cfg := f.config("early", localScheduler(t, func(context.Context, *scheduler.Workload, time.Duration) scheduler.Outcome {
+		return scheduler.Success()
+	}, 0), newStore(t, vfs.NewMem()))
+	tl, err := tailer.New(cfg)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.NoError(t, tl.Run(ctx))
+}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -207,9 +208,11 @@ func (n *Node) buildTailers(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("node: kafka producer: %w", err)
 	}
-	if err := kafka.EnsureTopics(ctx, kadm.NewClient(n.producer), map[string]int32{n.cfg.DeadLetter.Topic: 0}); err != nil {
+	adm := kadm.NewClient(n.producer)
+	if err := kafka.EnsureTopics(ctx, adm, map[string]int32{n.cfg.DeadLetter.Topic: 0}); err != nil {
 		return fmt.Errorf("node: dead_letter.topic %s: %w", n.cfg.DeadLetter.Topic, err)
 	}
+	n.warnMissingSourceTopics(ctx, adm)
 	dl, err := delaystreams.NewDeadLetterWriter(n.producer, n.cfg.DeadLetter.Topic)
 	if err != nil {
 		return err
@@ -263,6 +266,28 @@ func (n *Node) buildTailers(ctx context.Context) error {
 		n.tailers = append(n.tailers, tl)
 	}
 	return nil
+}
+
+// warnMissingSourceTopics says once, loudly, which source topics do not exist: kasync
+// does not create them, and a consumer of a missing topic otherwise waits in silence.
+func (n *Node) warnMissingSourceTopics(ctx context.Context, adm *kadm.Client) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	topics := make([]string, len(n.cfg.Tailers))
+	for i, t := range n.cfg.Tailers {
+		topics[i] = t.Topic
+	}
+	details, err := adm.ListTopics(ctx, topics...)
+	if err != nil {
+		n.log.Warn("could not check that the tailers' topics exist", "err", err)
+		return
+	}
+	for i, t := range n.cfg.Tailers {
+		if d, ok := details[t.Topic]; !ok || d.Err != nil {
+			n.log.Error("source topic does not exist; the tailer waits for it. kasync does not create source topics: create it",
+				"field", fmt.Sprintf("tailers[%d].topic", i), "topic", t.Topic, "brokers", strings.Join(n.cfg.Kafka.Brokers, ","))
+		}
+	}
 }
 
 func kafkaClientConfig(cfg *config.Config, log *slog.Logger) (kafka.ClientConfig, error) {

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -221,4 +222,34 @@ func freeAddr(t *testing.T) string {
 	addr := l.Addr().String()
 	require.NoError(t, l.Close())
 	return addr
+}
+
+// logBuffer collects log lines for assertions.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestMissingSourceTopicIsReported: a tailer whose topic does not exist does not wait in
+// silence; the node names the field and the topic at start.
+func TestMissingSourceTopicIsReported(t *testing.T) {
+	t.Parallel()
+	brokers := kafkatest.Brokers(t)
+	cfg := testConfig(t, brokers, "no-such-topic-"+kafkatest.TopicName(t))
+	var logs logBuffer
+	start(t, node.Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	require.Contains(t, logs.String(), "source topic does not exist")
+	require.Contains(t, logs.String(), "field=tailers[0].topic")
 }

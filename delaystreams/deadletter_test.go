@@ -1,6 +1,8 @@
 package delaystreams
 
 import (
+	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/kasync/kasync/internal/config"
+	"github.com/kasync/kasync/internal/kafkatest"
 	"github.com/kasync/kasync/tailer"
 )
 
@@ -91,4 +94,65 @@ func TestConfigAgreesWithLadder(t *testing.T) {
 	for _, d := range []time.Duration{30 * time.Second, time.Minute, 90 * time.Minute, time.Hour + 30*time.Second, 250 * time.Microsecond} {
 		require.Equal(t, config.Delay{TopicPrefix: "p"}.RungTopic(config.Duration(d)), RungTopic("p", d))
 	}
+}
+
+// TestDeadLetterTooLargeIsTrimmed: a letter the dead-letter topic refuses as too large is
+// written without its value, then also without the source's headers, marked with
+// kasync-dropped; a letter that fits is written whole. None is left failing for ever.
+func TestDeadLetterTooLargeIsTrimmed(t *testing.T) {
+	t.Parallel()
+	const limit = 2048
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.TopicName(t)
+	adm := kafkatest.Admin(t, brokers)
+	maxBytes := strconv.Itoa(limit)
+	_, err := adm.CreateTopic(context.Background(), 1, -1, map[string]*string{"max.message.bytes": &maxBytes}, topic)
+	require.NoError(t, err)
+	t.Cleanup(func() { _, _ = adm.DeleteTopics(context.Background(), topic) })
+	// The producer's batches must fit the topic's limit, as an operator would set them.
+	cl := kafkatest.Client(t, brokers, kgo.ProducerBatchMaxBytes(limit), kgo.RecordDeliveryTimeout(10*time.Second))
+	d, err := NewDeadLetterWriter(cl, topic)
+	require.NoError(t, err)
+
+	big := strings.Repeat("v", 3*limit)
+	var manyHeaders []kgo.RecordHeader
+	for i := range 40 {
+		manyHeaders = append(manyHeaders, kgo.RecordHeader{Key: "h" + strconv.Itoa(i), Value: []byte(strings.Repeat("x", 100))})
+	}
+	src := func(off int64, value string, headers []kgo.RecordHeader) *kgo.Record {
+		return &kgo.Record{Topic: "orders", Partition: 0, Offset: off, Key: []byte("k"), Value: []byte(value), Headers: headers}
+	}
+	letters := []tailer.Letter{
+		{Record: src(1, "small", nil), Function: "fn", Attempt: 1, Reason: "fatal", Err: "e"},
+		{Record: src(2, big, nil), Function: "fn", Attempt: 1, Reason: "fatal", Err: "e"},
+		{Record: src(3, big, manyHeaders), Function: "fn", Attempt: 1, Reason: "fatal", Err: "e"},
+	}
+	for i, err := range d.Send(context.Background(), letters) {
+		require.NoError(t, err, "letter %d", i)
+	}
+
+	got := map[string]*kgo.Record{}
+	reader := kafkatest.Client(t, brokers, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for len(got) < len(letters) && ctx.Err() == nil {
+		reader.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			got[headerMap(r)[HeaderOrigin][0]] = r
+		})
+	}
+	require.Len(t, got, 3)
+	whole := got["orders/0/1"]
+	require.Equal(t, "small", string(whole.Value))
+	require.Empty(t, headerMap(whole)[HeaderDropped])
+
+	noValue := got["orders/0/2"]
+	require.Empty(t, noValue.Value)
+	require.Equal(t, []string{"value"}, headerMap(noValue)[HeaderDropped])
+	require.Equal(t, []string{"fatal"}, headerMap(noValue)[HeaderReason])
+
+	bare := got["orders/0/3"]
+	require.Empty(t, bare.Value)
+	require.Equal(t, []string{"value,headers"}, headerMap(bare)[HeaderDropped])
+	require.Empty(t, headerMap(bare)["h0"], "the source's headers were left out")
+	require.Equal(t, []string{"fn"}, headerMap(bare)[HeaderFunction], "kasync's headers are kept")
 }

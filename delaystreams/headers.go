@@ -17,6 +17,7 @@ const (
 	HeaderFirstFailure = "kasync-first-failure" // unix milliseconds
 	HeaderError        = "kasync-error"         // the last error, at most MaxErrorBytes
 	HeaderReason       = "kasync-reason"        // dead letter only
+	HeaderDropped      = "kasync-dropped"       // dead letter only: "value" or "value,headers" left out to fit
 )
 
 // MaxErrorBytes bounds the kasync-error header.

@@ -1,14 +1,11 @@
 package cli
 
 import (
-	"bytes"
 	"context"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,33 +14,16 @@ import (
 
 	"github.com/kasync/kasync/internal/config"
 	"github.com/kasync/kasync/internal/kafkatest"
+	"github.com/kasync/kasync/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a running command.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // kasync runs the command line with ctx and returns the exit status, stdout and stderr.
 func kasync(ctx context.Context, stdin string, args ...string) (int, string, string) {
-	var out, errOut syncBuffer
+	var out, errOut testutil.Buffer
 	code := run(ctx, args, env{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errOut})
 	return code, out.String(), errOut.String()
 }
@@ -53,16 +33,6 @@ func writeFile(t *testing.T, name, content string) string {
 	path := filepath.Join(t.TempDir(), name)
 	require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
 	return path
-}
-
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
-	return addr
 }
 
 func TestUsage(t *testing.T) {
@@ -145,7 +115,7 @@ func TestProduceToMissingTopic(t *testing.T) {
 func TestDevEndToEnd(t *testing.T) {
 	t.Parallel()
 	yaml := strings.NewReplacer(
-		`brokers: ["127.0.0.1:9092"]`, `brokers: ["`+freeAddr(t)+`"]`,
+		`brokers: ["127.0.0.1:9092"]`, `brokers: ["`+testutil.FreeAddr(t)+`"]`,
 		"grpc_listen: 127.0.0.1:7070", "grpc_listen: 127.0.0.1:0",
 		"http_listen: 127.0.0.1:8080", "http_listen: 127.0.0.1:0",
 		"data_dir: ${TMPDIR:-/tmp}/kasync-dev-data", "data_dir: "+t.TempDir(),
@@ -154,7 +124,7 @@ func TestDevEndToEnd(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out, errOut syncBuffer
+	var out, errOut testutil.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"dev", "--config", cfg}, env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut})

@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/kasync/kasync/internal/config"
 	"github.com/kasync/kasync/internal/kafkatest"
 	"github.com/kasync/kasync/internal/node"
+	"github.com/kasync/kasync/internal/testutil"
 	kruntime "github.com/kasync/kasync/runtime"
 )
 
@@ -202,7 +202,7 @@ func TestStartFailureReleasesEverything(t *testing.T) {
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer taken.Close()
-	grpcAddr := freeAddr(t)
+	grpcAddr := testutil.FreeAddr(t)
 
 	cfg := testConfig(t, brokers, kafkatest.NewTopic(t, brokers, 1))
 	cfg.Node.GRPCListen = grpcAddr
@@ -215,40 +215,13 @@ func TestStartFailureReleasesEverything(t *testing.T) {
 	require.Equal(t, grpcAddr, n.GRPCAddr(), "the failed start released the gRPC listener")
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
-	return addr
-}
-
-// logBuffer collects log lines for assertions.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestMissingSourceTopicIsReported: a tailer whose topic does not exist does not wait in
 // silence; the node names the field and the topic at start.
 func TestMissingSourceTopicIsReported(t *testing.T) {
 	t.Parallel()
 	brokers := kafkatest.Brokers(t)
 	cfg := testConfig(t, brokers, "no-such-topic-"+kafkatest.TopicName(t))
-	var logs logBuffer
+	var logs testutil.Buffer
 	start(t, node.Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	require.Contains(t, logs.String(), "source topic does not exist")
 	require.Contains(t, logs.String(), "field=tailers[0].topic")

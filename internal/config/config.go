@@ -30,6 +30,31 @@ const (
 	DefaultMaxInFlight      = 10000
 	DefaultRevokeTimeout    = 10 * time.Second
 
+	// Delay ladder: the topics kasync creates and each rung reader's window. The default
+	// tolerance is not a constant: it is half the smallest rung (DefaultTolerance).
+	DefaultDelayPartitions  = 12
+	DefaultDelayMaxInFlight = 10000
+	// DefaultDeadLetterMinRetention is 7 days, Kafka's own default retention.
+	DefaultDeadLetterMinRetention = 7 * 24 * time.Hour
+
+	// Failure-storm guard.
+	DefaultStormWindow       = 30 * time.Second
+	DefaultStormMinOutcomes  = 20
+	DefaultStormThreshold    = 0.9
+	DefaultStormRetryFloor   = time.Second      // storm_guard.retry_min
+	DefaultStormRetryCeiling = 30 * time.Second // storm_guard.retry_max
+	// MinStormWindow is the shortest storm_guard.window (delaystreams.MinGuardWindow).
+	MinStormWindow = time.Millisecond
+
+	// BrokerDefaultReplication, as delay.replication, creates topics with the broker's
+	// default replication factor (0 means the same).
+	BrokerDefaultReplication = -1
+
+	// Infinite is the Duration written "infinite". Only dead_letter.min_retention accepts
+	// it (retention.ms=-1); every other duration rejects it. It equals
+	// delaystreams.RetentionInfinite (-1ns), so it converts with time.Duration(d).
+	Infinite Duration = -1
+
 	// Start positions for a group that has no checkpoint yet.
 	StartEarliest = "earliest"
 	StartLatest   = "latest"
@@ -65,6 +90,7 @@ type Config struct {
 	Node       Node       `yaml:"node"`
 	Delay      Delay      `yaml:"delay"`
 	DeadLetter DeadLetter `yaml:"dead_letter"`
+	StormGuard StormGuard `yaml:"storm_guard"`
 	Checkpoint Checkpoint `yaml:"checkpoint"`
 	Functions  []Function `yaml:"functions"`
 	Tailers    []Tailer   `yaml:"tailers"`
@@ -106,14 +132,68 @@ type Node struct {
 type Delay struct {
 	TopicPrefix string     `yaml:"topic_prefix"`
 	Rungs       []Duration `yaml:"rungs"`
+	// Tolerance: a retry due within this of now is held in memory by the delay reader
+	// until due instead of taking another rung. Default: half the smallest rung
+	// (DefaultTolerance). Must be ≥ 0 and below the smallest rung. In YAML it cannot be
+	// written 0 (an absent key takes the default); write a tiny duration like 1ms instead.
+	Tolerance Duration `yaml:"tolerance"`
+	// Partitions and Replication of the rung and dead-letter topics kasync creates when
+	// missing (existing topics keep theirs). Default partitions 12, at least 1;
+	// replication 0 (the default) or -1 means the broker's default, otherwise at least 1.
+	Partitions  int32 `yaml:"partitions"`
+	Replication int16 `yaml:"replication"`
+	// MaxInFlight bounds the records each rung's reader holds or runs at once (default
+	// 10000, at least 1).
+	MaxInFlight int `yaml:"max_in_flight"`
 }
 
 // RungTopic is the topic of one rung: "<topic_prefix>.<rung>", e.g. kasync.delay.30s.
 func (d Delay) RungTopic(rung Duration) string { return d.TopicPrefix + "." + rung.String() }
 
+// DefaultTolerance is the tolerance WithDefaults gives a ladder: half its smallest rung,
+// or 0 when the rungs are not a valid ladder (Validate reports the rungs).
+func DefaultTolerance(rungs []Duration) Duration {
+	if !ladderValid(rungs) {
+		return 0
+	}
+	return rungs[0] / 2
+}
+
+// ladderValid reports whether rungs are a ladder Validate accepts as to count, sign and
+// order: 1 to MaxRungs rungs, each positive, strictly ascending (rungs[0] is the smallest).
+func ladderValid(rungs []Duration) bool {
+	if len(rungs) == 0 || len(rungs) > MaxRungs {
+		return false
+	}
+	for i, r := range rungs {
+		if r <= 0 || i > 0 && r <= rungs[i-1] {
+			return false
+		}
+	}
+	return true
+}
+
 // DeadLetter configures the dead-letter topic.
 type DeadLetter struct {
 	Topic string `yaml:"topic"`
+	// MinRetention is the least retention.ms the dead-letter topic may have: kasync
+	// refuses to start otherwise, and creates a missing topic with it. Default 168h (7
+	// days, Kafka's default retention). "infinite" (Infinite) creates the topic with
+	// retention.ms=-1 and accepts only that. Otherwise at least 1ms.
+	MinRetention Duration `yaml:"min_retention"`
+}
+
+// StormGuard configures the failure-storm guard (one per node, per function state): when
+// at least MinOutcomes outcomes of a function over the last Window fail at a ratio of at
+// least Threshold, its source partitions pause and failing work retries in place, the
+// n-th retry after min(RetryMin·2^(n−1), RetryMax), until the function recovers.
+type StormGuard struct {
+	Disabled    bool     `yaml:"disabled"`     // default false: the guard is on
+	Window      Duration `yaml:"window"`       // default 30s, at least 1ms
+	MinOutcomes int      `yaml:"min_outcomes"` // default 20, at least 1
+	Threshold   float64  `yaml:"threshold"`    // default 0.9, in (0, 1]
+	RetryMin    Duration `yaml:"retry_min"`    // default 1s, > 0: the first in-place retry's backoff
+	RetryMax    Duration `yaml:"retry_max"`    // default 30s, ≥ retry_min
 }
 
 // Checkpoint configures how often checkpoints are persisted.
@@ -184,7 +264,23 @@ func (c *Config) WithDefaults() *Config {
 	if len(c.Delay.Rungs) == 0 {
 		c.Delay.Rungs = DefaultRungs()
 	}
+	// After the rungs: the default tolerance depends on them.
+	setDuration(&c.Delay.Tolerance, DefaultTolerance(c.Delay.Rungs).Std())
+	if c.Delay.Partitions == 0 {
+		c.Delay.Partitions = DefaultDelayPartitions
+	}
+	// Replication 0 already means the broker's default: nothing to fill in.
+	setInt(&c.Delay.MaxInFlight, DefaultDelayMaxInFlight)
 	setString(&c.DeadLetter.Topic, DefaultDeadLetterTopic)
+	setDuration(&c.DeadLetter.MinRetention, DefaultDeadLetterMinRetention)
+	// Disabled's zero value, false, is the default: the guard is on.
+	setDuration(&c.StormGuard.Window, DefaultStormWindow)
+	setInt(&c.StormGuard.MinOutcomes, DefaultStormMinOutcomes)
+	if c.StormGuard.Threshold == 0 {
+		c.StormGuard.Threshold = DefaultStormThreshold
+	}
+	setDuration(&c.StormGuard.RetryMin, DefaultStormRetryFloor)
+	setDuration(&c.StormGuard.RetryMax, DefaultStormRetryCeiling)
 	setDuration(&c.Checkpoint.Interval, DefaultCheckpointEvery)
 	setInt(&c.Checkpoint.MaxPending, DefaultMaxPending)
 	for i := range c.Functions {
@@ -309,7 +405,8 @@ func (c *Config) YAML() string {
 func (c *Config) String() string { return c.YAML() }
 
 // Duration is a time.Duration written in YAML as a string with a unit: "30s", "1m",
-// "10ms", "1h30m" (and "0").
+// "10ms", "1h30m" (and "0"), or "infinite" (Infinite), which only
+// dead_letter.min_retention accepts.
 type Duration time.Duration
 
 // Std returns d as a time.Duration.
@@ -328,7 +425,11 @@ func Durations(ds []Duration) []time.Duration {
 //
 // It also names delay rung topics (delaystreams.RungTopic), so it must stay a legal
 // topic-name fragment: "µs" is written "us", which ParseDuration reads too.
+// Infinite is "infinite".
 func (d Duration) String() string {
+	if d == Infinite {
+		return infiniteWord
+	}
 	s := time.Duration(d).String()
 	if strings.HasSuffix(s, "m0s") {
 		s = s[:len(s)-2]
@@ -337,9 +438,17 @@ func (d Duration) String() string {
 	return strings.Replace(s, "µs", "us", 1)
 }
 
-// ParseDuration parses a duration as written in the configuration.
+// infiniteWord is how Infinite is written.
+const infiniteWord = "infinite"
+
+// ParseDuration parses a duration as written in the configuration: a number with a unit,
+// or "infinite" (any case) for Infinite.
 func ParseDuration(s string) (Duration, error) {
-	d, err := time.ParseDuration(strings.TrimSpace(s))
+	t := strings.TrimSpace(s)
+	if strings.EqualFold(t, infiniteWord) {
+		return Infinite, nil
+	}
+	d, err := time.ParseDuration(t)
 	if err != nil {
 		return 0, fmt.Errorf("%q is not a duration; write a number with a unit, like 30s, 1m or 10ms", s)
 	}

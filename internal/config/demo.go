@@ -35,9 +35,22 @@ node:
 delay:
   topic_prefix: kasync.delay                  # rung topics: kasync.delay.30s, kasync.delay.1m, ...
   rungs: [30s, 1m, 5m, 30m]
+  tolerance: 15s                              # a retry due this soon waits in memory; default: half the smallest rung
+  partitions: 12                              # of the rung and dead-letter topics kasync creates
+  replication: 0                              # of those topics; 0 or -1 = the broker's default
+  max_in_flight: 10000                        # records each rung's reader holds or runs at once
 
 dead_letter:
   topic: kasync.dead-letter
+  min_retention: 168h                         # kasync refuses to start if the topic keeps less; or infinite
+
+storm_guard:                                  # when a function fails a lot, pause its source and retry in place
+  disabled: false
+  window: 30s                                 # sliding window of outcomes, per function
+  min_outcomes: 20                            # outcomes in the window before the guard may turn on
+  threshold: 0.9                              # failure ratio that turns it on
+  retry_min: 1s                               # in-place retry backoff while on: 1s, 2s, 4s, ...
+  retry_max: 30s                              # ... up to this
 
 checkpoint:
   interval: 1s                                # at most one fsync per interval

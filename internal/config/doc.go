@@ -22,11 +22,16 @@
 //     at least 1, unique names, Kafka-legal topics, and tailers that name configured
 //     functions.
 //  3. A key set explicitly to 0 (or an empty list) where 0 is invalid is an error, never
-//     silently replaced by the default; only absent keys get defaults.
+//     silently replaced by the default; only absent keys get defaults. delay.tolerance is
+//     the one key where 0 is valid yet cannot be written: its default (half the smallest
+//     rung) is derived from the rungs, so an explicit 0 is refused rather than replaced.
 //  4. Expansion: ${VAR} is the variable's value, and an unset one is an error naming the
 //     variable and the line; ${VAR:-default} uses default when VAR is unset or empty; $$
 //     is a literal $; a lone $ is kept; comments are not expanded.
 //  5. Exactly one YAML document: an empty file and a file with several documents are errors.
 //  6. Redacted, String and YAML never contain a secret (the SASL password, passwords in URLs).
 //  7. Parse never panics, whatever the input (FuzzParse).
+//  8. Durations always carry a unit. "infinite" (Infinite, the same value as
+//     delaystreams.RetentionInfinite) is accepted only by dead_letter.min_retention;
+//     every other duration reports it as not allowed there.
 package config

@@ -17,6 +17,8 @@ func FuzzParse(f *testing.F) {
 		"x: &a [*a]", "functions:\n  - &fn {name: a}\n  - <<: *fn\n    name: b\n", "node: {data_dir: ${X:-y}}",
 		"k: ${", "k: $$ $ ${A} ${1}", "a: 'it''s' # ${B}", "delay: {rungs: [1m, 30s, -1s, 0]}",
 		"tailers: [{name: T, topic: '..', function: nope, batch: {max_records: -1}}]",
+		"delay: {rungs: [1ns], tolerance: 0, replication: 99999, partitions: -1}\ndead_letter: {min_retention: infinite}",
+		"storm_guard: {threshold: .nan, window: 1us, retry_min: infinite, retry_max: -1ns, disabled: yes}",
 	} {
 		f.Add([]byte(seed))
 	}

@@ -148,7 +148,8 @@ func friendlierDecodeMessage(msg string) string {
 	if got == "" {
 		got = strconv.Quote(m[2])
 	}
-	want := map[string]string{"string": "a string", "int": "a whole number", "float64": "a number"}[m[3]]
+	want := map[string]string{"string": "a string", "int": "a whole number", "int32": "a whole number",
+		"int16": "a whole number", "float64": "a number", "bool": "true or false"}[m[3]]
 	switch {
 	case want != "":
 	case strings.HasPrefix(m[3], "[]"):
@@ -171,6 +172,26 @@ func fieldAtLine(lines map[string]int, line int) string {
 }
 
 var durationType = reflect.TypeFor[Duration]()
+
+// durationHint adds to the "not a duration" problem of a key where a Kafka user would
+// write -1.
+var durationHint = map[string]string{
+	"dead_letter.min_retention": `; for infinite retention (retention.ms=-1) write "infinite"`,
+}
+
+func isInt(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return true
+	}
+	return false
+}
+
+// intRange is the smallest and largest value of a signed integer type.
+func intRange(t reflect.Type) (lo, hi int64) {
+	hi = int64(1)<<(t.Bits()-1) - 1
+	return -hi - 1, hi
+}
 
 // walker checks a YAML tree against the Go type it will decode into.
 type walker struct {
@@ -197,7 +218,7 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 		if n.Kind != yaml.ScalarNode {
 			w.add(n, path, "want a duration like 30s, not a %s", kindName(n))
 		} else if _, err := ParseDuration(n.Value); err != nil {
-			w.add(n, path, "%v", err)
+			w.add(n, path, "%v%s", err, durationHint[path])
 		}
 	case t.Kind() == reflect.Struct:
 		if n.Kind != yaml.MappingNode {
@@ -219,6 +240,12 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 			return
 		}
 		if err := n.Decode(reflect.New(t).Interface()); err != nil {
+			var wide int64
+			if isInt(t) && n.Decode(&wide) == nil {
+				lo, hi := intRange(t)
+				w.add(n, path, "%s is out of range; use a whole number from %d to %d", n.Value, lo, hi)
+				return
+			}
 			w.add(n, path, "%q is not %s", n.Value, scalarWant(t))
 		}
 	}
@@ -313,7 +340,7 @@ func yamlKeys(t reflect.Type) []string {
 
 func scalarWant(t reflect.Type) string {
 	switch t.Kind() {
-	case reflect.Int, reflect.Int64, reflect.Int32:
+	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Int16, reflect.Int8:
 		return "a whole number"
 	case reflect.Float64, reflect.Float32:
 		return "a number"

@@ -51,10 +51,13 @@ func TestParseAppliesDefaults(t *testing.T) {
 	c, err := parse([]byte("functions: [{name: f}]\ntailers: [{name: t, topic: in, function: f}]\n"), "min.yaml", noEnv)
 	require.NoError(t, err)
 	want := &Config{
-		Kafka:      Kafka{Brokers: []string{"127.0.0.1:9092"}, ClientID: "kasync"},
-		Node:       Node{DataDir: "./kasync-data", GRPCListen: "127.0.0.1:7070", HTTPListen: "127.0.0.1:8080", MaxWorkloadBytes: 1 << 20},
-		Delay:      Delay{TopicPrefix: "kasync.delay", Rungs: DefaultRungs()},
-		DeadLetter: DeadLetter{Topic: "kasync.dead-letter"},
+		Kafka: Kafka{Brokers: []string{"127.0.0.1:9092"}, ClientID: "kasync"},
+		Node:  Node{DataDir: "./kasync-data", GRPCListen: "127.0.0.1:7070", HTTPListen: "127.0.0.1:8080", MaxWorkloadBytes: 1 << 20},
+		Delay: Delay{TopicPrefix: "kasync.delay", Rungs: DefaultRungs(), Tolerance: Duration(15 * time.Second),
+			Partitions: 12, Replication: 0, MaxInFlight: 10000},
+		DeadLetter: DeadLetter{Topic: "kasync.dead-letter", MinRetention: Duration(168 * time.Hour)},
+		StormGuard: StormGuard{Window: Duration(30 * time.Second), MinOutcomes: 20, Threshold: 0.9,
+			RetryMin: Duration(time.Second), RetryMax: Duration(30 * time.Second)},
 		Checkpoint: Checkpoint{Interval: Duration(time.Second), MaxPending: 10000},
 		Functions: []Function{{Name: "f", Concurrency: 64, Timeout: Duration(30 * time.Second),
 			Retry: Retry{MaxAttempts: 5, Backoff: DefaultBackoff()}}},

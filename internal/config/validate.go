@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 const (
@@ -31,7 +32,8 @@ func (c *Config) validate(l *problemList) {
 	c.validateKafka(l)
 	c.validateNode(l)
 	c.validateDelay(l)
-	checkTopic(l, "dead_letter.topic", c.DeadLetter.Topic)
+	c.validateDeadLetter(l)
+	c.validateStormGuard(l)
 	checkPositive(l, "checkpoint.interval", c.Checkpoint.Interval, "1s")
 	if c.Checkpoint.MaxPending < 1 {
 		l.add("checkpoint.max_pending", "%d is not allowed; use at least 1 (default %d)", c.Checkpoint.MaxPending, DefaultMaxPending)
@@ -117,6 +119,61 @@ func (c *Config) validateDelay(l *problemList) {
 			}
 		}
 	}
+	// The tolerance is judged against a valid ladder only: with bad rungs, the rungs are
+	// the problem to report (and WithDefaults left the tolerance unset).
+	example := DefaultTolerance(d.Rungs)
+	if example <= 0 {
+		example = DefaultTolerance(DefaultRungs())
+	}
+	switch {
+	case d.Tolerance == Infinite:
+		l.add("delay.tolerance", "infinite is not allowed here; use a duration below the smallest rung, like %s, or leave the key out for half the smallest rung", example)
+	case d.Tolerance < 0:
+		l.add("delay.tolerance", "%s is negative; use a duration below the smallest rung, like %s, or leave the key out for half the smallest rung", d.Tolerance, example)
+	case ladderValid(d.Rungs) && d.Tolerance >= d.Rungs[0]:
+		l.add("delay.tolerance", "%s is not below the smallest rung (%s); use a shorter tolerance, like %s", d.Tolerance, d.Rungs[0], example)
+	}
+	if d.Partitions < 1 {
+		l.add("delay.partitions", "%d is not allowed; use at least 1 (default %d)", d.Partitions, DefaultDelayPartitions)
+	}
+	if d.Replication < BrokerDefaultReplication {
+		l.add("delay.replication", "%d is not allowed; use a replication factor of at least 1, or -1 (or leave the key out) for the broker's default", d.Replication)
+	}
+	if d.MaxInFlight < 1 {
+		l.add("delay.max_in_flight", "%d is not allowed; use at least 1 (default %d)", d.MaxInFlight, DefaultDelayMaxInFlight)
+	}
+}
+
+func (c *Config) validateDeadLetter(l *problemList) {
+	checkTopic(l, "dead_letter.topic", c.DeadLetter.Topic)
+	const f = "dead_letter.min_retention"
+	switch r := c.DeadLetter.MinRetention; {
+	case r == Infinite:
+	case r < 0:
+		l.add(f, "%s is negative; use a positive duration like 168h, or infinite to keep dead letters for ever", r)
+	case r == 0:
+		l.add(f, "0 is not allowed; use a positive duration like 168h, or infinite to keep dead letters for ever")
+	case r < Duration(time.Millisecond):
+		l.add(f, "%s is below 1ms, the unit of retention.ms; use a duration like 168h, or infinite", r)
+	}
+}
+
+func (c *Config) validateStormGuard(l *problemList) {
+	g := c.StormGuard
+	if checkPositive(l, "storm_guard.window", g.Window, "30s") && g.Window < Duration(MinStormWindow) {
+		l.add("storm_guard.window", "%s is too short; use at least %s, like 30s", g.Window, Duration(MinStormWindow))
+	}
+	if g.MinOutcomes < 1 {
+		l.add("storm_guard.min_outcomes", "%d is not allowed; use at least 1 (default %d)", g.MinOutcomes, DefaultStormMinOutcomes)
+	}
+	if !(g.Threshold > 0 && g.Threshold <= 1) { // also catches NaN
+		l.add("storm_guard.threshold", "%v is not allowed; use a failure ratio above 0 and at most 1, like %v", g.Threshold, DefaultStormThreshold)
+	}
+	minOK := checkPositive(l, "storm_guard.retry_min", g.RetryMin, "1s")
+	maxOK := checkPositive(l, "storm_guard.retry_max", g.RetryMax, "30s")
+	if minOK && maxOK && g.RetryMax < g.RetryMin {
+		l.add("storm_guard.retry_max", "%s is below retry_min (%s); use at least %s", g.RetryMax, g.RetryMin, g.RetryMin)
+	}
 }
 
 // validateFunctions checks every function and returns the set of names.
@@ -153,7 +210,9 @@ func (c *Config) validateFunctions(l *problemList) map[string]bool {
 			l.add(p+".retry.backoff", "empty; list at least one delay, like [30s, 1m, 5m, 30m]")
 		}
 		for j, b := range f.Retry.Backoff {
-			if b < 0 {
+			if b == Infinite {
+				l.add(indexPath(p+".retry.backoff", j), "infinite is not allowed here; use 0 or a positive duration like 30s")
+			} else if b < 0 {
 				l.add(indexPath(p+".retry.backoff", j), "%s is negative; use 0 or a positive duration like 30s", b)
 			}
 		}
@@ -219,6 +278,11 @@ func (c *Config) explicitZeros(l *problemList) {
 			l.add(field, "0 is not allowed; use at least 1, or leave the key out for the default")
 		}
 	}
+	zeroFloat := func(field string, v float64, fix string) {
+		if v == 0 && set(field) {
+			l.add(field, "0 is not allowed; %s, or leave the key out for the default", fix)
+		}
+	}
 	zeroDur := func(field string, v Duration, example string) {
 		if v == 0 && set(field) {
 			l.add(field, "0 is not allowed; use a positive duration like %s, or leave the key out for the default", example)
@@ -234,6 +298,19 @@ func (c *Config) explicitZeros(l *problemList) {
 		l.add("node.max_workload_bytes", "0 is not allowed; use at least %d (1 KiB), or leave the key out for 1 MiB", minWorkloadBytes)
 	}
 	emptyList("delay.rungs", len(c.Delay.Rungs), "[30s, 1m, 5m, 30m]")
+	// 0 is a valid tolerance, but an unset one takes the default, and the two cannot be
+	// told apart after decoding: refuse the 0 rather than silently replace it.
+	if c.Delay.Tolerance == 0 && set("delay.tolerance") {
+		l.add("delay.tolerance", "0 cannot be written here (an absent tolerance is half the smallest rung); to hold next to nothing in memory use a tiny duration like 1ms, or leave the key out for the default")
+	}
+	zeroInt("delay.partitions", int(c.Delay.Partitions))
+	zeroInt("delay.max_in_flight", c.Delay.MaxInFlight)
+	zeroDur("dead_letter.min_retention", c.DeadLetter.MinRetention, "168h (or infinite)")
+	zeroDur("storm_guard.window", c.StormGuard.Window, "30s")
+	zeroInt("storm_guard.min_outcomes", c.StormGuard.MinOutcomes)
+	zeroFloat("storm_guard.threshold", c.StormGuard.Threshold, "use a failure ratio above 0 and at most 1, like 0.9")
+	zeroDur("storm_guard.retry_min", c.StormGuard.RetryMin, "1s")
+	zeroDur("storm_guard.retry_max", c.StormGuard.RetryMax, "30s")
 	zeroDur("checkpoint.interval", c.Checkpoint.Interval, "1s")
 	zeroInt("checkpoint.max_pending", c.Checkpoint.MaxPending)
 	for i, f := range c.Functions {
@@ -255,6 +332,8 @@ func (c *Config) explicitZeros(l *problemList) {
 // checkPositive adds a problem unless d > 0 and reports whether d was fine.
 func checkPositive(l *problemList, field string, d Duration, example string) bool {
 	switch {
+	case d == Infinite:
+		l.add(field, "infinite is not allowed here; use a positive duration like %s", example)
 	case d < 0:
 		l.add(field, "%s is negative; use a positive duration like %s", d, example)
 	case d == 0:

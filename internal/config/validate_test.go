@@ -150,6 +150,13 @@ func TestValidAlternatives(t *testing.T) {
 	c.Node.HTTPListen = "0.0.0.0:80"
 	c.Node.MaxWorkloadBytes = 64 << 20
 	c.Delay.Rungs = []Duration{Duration(time.Millisecond)}
+	c.Delay.Tolerance = 0 // below the new smallest rung (a tolerance of 0 is valid in code)
+	c.Delay.Replication = BrokerDefaultReplication
+	c.DeadLetter.MinRetention = Infinite
+	c.StormGuard.Disabled = true
+	c.StormGuard.Threshold = 1
+	c.StormGuard.Window = Duration(MinStormWindow)
+	c.StormGuard.RetryMin, c.StormGuard.RetryMax = Duration(time.Second), Duration(time.Second)
 	c.Functions[0].URL = "https://fn.example.com:8443/charge?x=1"
 	c.Functions[0].Rate = 0.5
 	c.Functions[0].Retry.Backoff = []Duration{0}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/kasync/kasync/internal/config"
 	"github.com/kasync/kasync/internal/kafkatest"
-	"github.com/kasync/kasync/tailer"
+	"github.com/kasync/kasync/scheduler"
 )
 
 func TestMain(m *testing.M) {
@@ -32,7 +32,7 @@ func headerMap(r *kgo.Record) map[string][]string {
 func TestDeadLetterRecord(t *testing.T) {
 	t.Parallel()
 	first := time.UnixMilli(1_700_000_000_123)
-	d := &DeadLetterWriter{topic: "dlq", now: time.Now}
+	rt := testRouter(t, map[string]RetryPolicy{"charge": {MaxAttempts: 5, Backoff: []time.Duration{time.Minute}}}, 0)
 	src := &kgo.Record{
 		Topic: "orders", Partition: 3, Offset: 42, Key: []byte("k"), Value: []byte("v"),
 		Headers: []kgo.RecordHeader{
@@ -41,8 +41,11 @@ func TestDeadLetterRecord(t *testing.T) {
 			{Key: HeaderReason, Value: []byte("none")}, // forged
 		},
 	}
-	rec := d.Record(&tailer.Letter{Record: src, Function: "charge", Attempt: 5, Reason: "exhausted",
-		Err: strings.Repeat("é", 2000), FirstFailure: first})
+	f := &Failure{Record: src, Function: "charge", Attempt: 5, FirstFailure: first,
+		Outcome: scheduler.Retriable(scheduler.ReasonError, strings.Repeat("é", 2000))}
+	d := rt.Decide(f)
+	require.True(t, d.DeadLetter)
+	rec := rt.Record(f, d)
 	require.Equal(t, "dlq", rec.Topic)
 	require.Equal(t, "k", string(rec.Key), "the key is kept, so the partitioning is too")
 	require.Equal(t, "v", string(rec.Value))
@@ -53,6 +56,7 @@ func TestDeadLetterRecord(t *testing.T) {
 	require.Equal(t, []string{"exhausted"}, h[HeaderReason])
 	require.Equal(t, []string{"orders/3/42"}, h[HeaderOrigin])
 	require.Equal(t, []string{"1700000000123"}, h[HeaderFirstFailure])
+	require.Empty(t, h[HeaderDue], "a dead letter is not due")
 	require.Len(t, h[HeaderError], 1)
 	require.LessOrEqual(t, len(h[HeaderError][0]), MaxErrorBytes)
 	require.True(t, utf8.ValidString(h[HeaderError][0]), "truncation never splits a character")
@@ -96,22 +100,28 @@ func TestConfigAgreesWithLadder(t *testing.T) {
 	}
 }
 
-// TestDeadLetterTooLargeIsTrimmed: a letter the dead-letter topic refuses as too large is
+// TestTooLargeIsNeverStuck: a rung record the rung topic refuses as too large goes to
+// the dead letter with reason too-large; a dead letter the dead-letter topic refuses is
 // written without its value, then also without the source's headers, marked with
-// kasync-dropped; a letter that fits is written whole. None is left failing for ever.
-func TestDeadLetterTooLargeIsTrimmed(t *testing.T) {
+// kasync-dropped; a record that fits is written whole. None is left failing for ever.
+func TestTooLargeIsNeverStuck(t *testing.T) {
 	t.Parallel()
 	const limit = 2048
 	brokers := kafkatest.Brokers(t)
-	topic := kafkatest.TopicName(t)
+	prefix := kafkatest.TopicName(t)
+	rung := 50 * time.Millisecond
+	dlq := prefix + "-dlq"
 	adm := kafkatest.Admin(t, brokers)
 	maxBytes := strconv.Itoa(limit)
-	_, err := adm.CreateTopic(context.Background(), 1, -1, map[string]*string{"max.message.bytes": &maxBytes}, topic)
-	require.NoError(t, err)
-	t.Cleanup(func() { _, _ = adm.DeleteTopics(context.Background(), topic) })
-	// The producer's batches must fit the topic's limit, as an operator would set them.
+	for _, topic := range []string{RungTopic(prefix, rung), dlq} {
+		_, err := adm.CreateTopic(context.Background(), 1, -1, map[string]*string{"max.message.bytes": &maxBytes}, topic)
+		require.NoError(t, err)
+		t.Cleanup(func() { _, _ = adm.DeleteTopics(context.Background(), topic) })
+	}
+	// The producer's batches must fit the topics' limit, as an operator would set them.
 	cl := kafkatest.Client(t, brokers, kgo.ProducerBatchMaxBytes(limit), kgo.RecordDeliveryTimeout(10*time.Second))
-	d, err := NewDeadLetterWriter(cl, topic)
+	rt, err := NewRouter(cl, RouterConfig{Ladder: mustLadder(t, []time.Duration{rung}, 0), TopicPrefix: prefix, DeadLetter: dlq,
+		Policies: map[string]RetryPolicy{"fn": {MaxAttempts: 3, Backoff: []time.Duration{rung}}}})
 	require.NoError(t, err)
 
 	big := strings.Repeat("v", 3*limit)
@@ -122,26 +132,32 @@ func TestDeadLetterTooLargeIsTrimmed(t *testing.T) {
 	src := func(off int64, value string, headers []kgo.RecordHeader) *kgo.Record {
 		return &kgo.Record{Topic: "orders", Partition: 0, Offset: off, Key: []byte("k"), Value: []byte(value), Headers: headers}
 	}
-	letters := []tailer.Letter{
-		{Record: src(1, "small", nil), Function: "fn", Attempt: 1, Reason: "fatal", Err: "e"},
-		{Record: src(2, big, nil), Function: "fn", Attempt: 1, Reason: "fatal", Err: "e"},
-		{Record: src(3, big, manyHeaders), Function: "fn", Attempt: 1, Reason: "fatal", Err: "e"},
+	fatal := scheduler.Fatal(scheduler.ReasonFatal, "e")
+	retry := scheduler.Retriable(scheduler.ReasonError, "e")
+	fs := []Failure{
+		{Record: src(1, "small", nil), Function: "fn", Attempt: 1, Outcome: fatal},
+		{Record: src(2, big, nil), Function: "fn", Attempt: 1, Outcome: fatal},
+		{Record: src(3, big, manyHeaders), Function: "fn", Attempt: 1, Outcome: fatal},
+		{Record: src(4, "small", nil), Function: "fn", Attempt: 1, Outcome: retry},
+		{Record: src(5, big, nil), Function: "fn", Attempt: 1, Outcome: retry},
 	}
-	for i, err := range d.Send(context.Background(), letters) {
-		require.NoError(t, err, "letter %d", i)
+	_, errs := rt.Route(context.Background(), fs)
+	for i, err := range errs {
+		require.NoError(t, err, "failure %d", i)
 	}
 
 	got := map[string]*kgo.Record{}
-	reader := kafkatest.Client(t, brokers, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	reader := kafkatest.Client(t, brokers, kgo.ConsumeTopics(dlq, RungTopic(prefix, rung)), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for len(got) < len(letters) && ctx.Err() == nil {
+	for len(got) < len(fs) && ctx.Err() == nil {
 		reader.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
 			got[headerMap(r)[HeaderOrigin][0]] = r
 		})
 	}
-	require.Len(t, got, 3)
+	require.Len(t, got, len(fs))
 	whole := got["orders/0/1"]
+	require.Equal(t, dlq, whole.Topic)
 	require.Equal(t, "small", string(whole.Value))
 	require.Empty(t, headerMap(whole)[HeaderDropped])
 
@@ -155,4 +171,15 @@ func TestDeadLetterTooLargeIsTrimmed(t *testing.T) {
 	require.Equal(t, []string{"value,headers"}, headerMap(bare)[HeaderDropped])
 	require.Empty(t, headerMap(bare)["h0"], "the source's headers were left out")
 	require.Equal(t, []string{"fn"}, headerMap(bare)[HeaderFunction], "kasync's headers are kept")
+
+	delayed := got["orders/0/4"]
+	require.Equal(t, RungTopic(prefix, rung), delayed.Topic, "a retry that fits waits on its rung")
+
+	tooBig := got["orders/0/5"]
+	require.Equal(t, dlq, tooBig.Topic, "a retry too large for its rung is dead-lettered, not stuck")
+	h := headerMap(tooBig)
+	require.Equal(t, []string{string(scheduler.ReasonTooLarge)}, h[HeaderReason])
+	require.Empty(t, h[HeaderDue])
+	require.Equal(t, []string{"value"}, h[HeaderDropped])
+	require.Contains(t, h[HeaderError][0], "too large for delay rung topic")
 }

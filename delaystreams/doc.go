@@ -2,11 +2,9 @@
 // ladder (choosing rungs, producing to them, reading them until due) and the dead-letter
 // topic.
 //
-// Today it holds the pure ladder and retry policy, the router, rung and dead-letter topic
-// management, the dead-letter writer and the kasync-* headers. The delay reader and the
-// tailer's use of the router come next (see the README's status list); until then the
-// tailer retries retriable failures in place and writes dead letters with
-// DeadLetterWriter.
+// It holds the pure ladder and retry policy, the router, the readers the tailer uses for
+// source and rung topics, rung and dead-letter topic management, the failure-storm guard
+// and the kasync-* headers.
 //
 // # Ladder and policy
 //
@@ -42,6 +40,36 @@
 // with no usable function or origin gets ErrInvalidHeaders and goes to the dead letter
 // with reason "invalid-headers" — it never stops a partition.
 //
+// # Readers
+//
+// SourceReader and RungReader (reader.go) implement tailer.Reader, so a delay reader is
+// a tailer with its own consumer group, window and checkpoints. A source record runs at
+// once as attempt 1; its failure goes to Router.Decide's rung or the dead letter. A rung
+// record is ready when it has waited its rung since the broker appended it, or at its
+// due time if sooner; the tailer holds it (and its partition) until then. Ready, it hops
+// to the next rung while its due time is more than the tolerance away, is held until due
+// when closer, and then runs as attempt kasync-attempt+1 with the ID of its origin.
+// Records with unusable kasync headers are dead-lettered with reason invalid-headers.
+//
+// Clocks: the rung wait is measured from the record's timestamp, which LogAppendTime
+// makes the broker's; the due time is the routing node's. A record runs early only by
+// as much as the reading node's clock is ahead of the routing node's (a hop, of the
+// broker's): with NTP, milliseconds. On the embedded broker, which does not apply
+// LogAppendTime, the timestamp is the producing node's.
+//
+// # Failure-storm guard
+//
+// Guard (guard.go) keeps, per function, a sliding window of attempt outcomes (a ring of
+// 10 time buckets: O(1) per outcome, fixed memory). When the window holds at least
+// MinOutcomes outcomes and failures/outcomes ≥ Threshold (defaults 30s, 20, 0.9), the
+// function's guard turns on: its source partitions stop feeding the ladder — a failure
+// retries in place with backoff and pauses its partition — because copying a stream that
+// almost all fails into delay topics is worse than stopping. Rung readers, whose
+// partitions hold many functions' records, send such a failure back to a rung without
+// using up an attempt. The first success while on (a probe) turns it off and clears the
+// window. Each change is logged once and shown in kasync_storm_guard_active{function};
+// Active is lock-free and does not allocate.
+//
 // # Topics
 //
 // EnsureTopics (topics.go) creates missing rung and dead-letter topics and checks
@@ -52,13 +80,14 @@
 //
 // Invariants:
 //
-//  1. A letter is reported written only after the broker acknowledged it (acks=all,
-//     idempotent producer), so a source offset is never checkpointed past a record whose
-//     dead letter could still be lost.
+//  1. A rung or dead-letter record is reported written only after the broker
+//     acknowledged it (acks=all, idempotent producer), so a source offset is never
+//     checkpointed past a record whose retry or dead letter could still be lost. A record
+//     refused as too large is never left failing: a rung record becomes a too-large dead
+//     letter, a dead letter is trimmed (TestTooLargeIsNeverStuck).
 //  2. A dead-letter record keeps the source record's key, value and headers, and carries
 //     kasync-function, kasync-attempt, kasync-origin, kasync-first-failure, kasync-error
-//     (at most MaxErrorBytes) and kasync-reason. The Router and DeadLetterWriter build it
-//     with the same code (TestDeadLetterSameShape).
+//     (at most MaxErrorBytes) and kasync-reason (TestDeadLetterRecord).
 //  3. kasync-* headers that arrive on a source record are dropped and replaced, never
 //     duplicated or trusted.
 //  4. Rung and dead-letter topics are checked at start; EnsureTopics refuses
@@ -70,5 +99,12 @@
 //     ahead (router_test.go).
 //  6. Every value read from a kasync header is within bounds — attempt in [1, MaxAttempt],
 //     due in (epoch, now+maxAhead], error ≤ MaxErrorBytes — whatever the input
-//     (FuzzParseMeta).
+//     (FuzzParseMeta), so a forged record still ends in success or the dead letter
+//     (TestForgedRungHeaders).
+//  7. A rung record never runs before its due time (by this node's clock) and never
+//     waits on a rung longer than the time left, except the smallest rung
+//     (TestRetriesWalkTheLadder).
+//  8. The storm guard changes state at most once per probe or trip, and never per record
+//     (TestGuardLogsOncePerChange); while it is on, nothing of that function is
+//     dead-lettered for exhausting attempts it spent during the storm (TestFailureStorm).
 package delaystreams

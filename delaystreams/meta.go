@@ -185,8 +185,8 @@ func InvalidHeadersFailure(rec *kgo.Record, m Meta, err error) Failure {
 }
 
 // outHeaders is what kasync writes about a record on a rung or in the dead letter: the
-// encoding side of Meta, shared by Router.Record, Router.Hop and (once swapped in)
-// DeadLetterWriter.Record, so every record kasync writes has the same shape.
+// encoding side of Meta, shared by Router.Record and Router.Hop, so every record kasync
+// writes has the same shape.
 type outHeaders struct {
 	Function     string
 	Attempt      int

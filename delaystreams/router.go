@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kasync/kasync/scheduler"
@@ -103,6 +104,10 @@ func NewRouter(cl *kgo.Client, cfg RouterConfig) (*Router, error) {
 	}
 	if cfg.MaxDelay < 0 {
 		bad("MaxDelay %s is negative; use 0 for the default (%s) or a positive duration", cfg.MaxDelay, DefaultMaxDelay)
+	} else if cfg.Ladder != nil && cfg.MaxDelay <= cfg.Ladder.Tolerance() {
+		// A due time clamped to now+MaxDelay must take a rung; held in place it would
+		// move ahead with the clock and never come.
+		bad("MaxDelay %s is not above the ladder's tolerance (%s); use a longer MaxDelay", cfg.MaxDelay, cfg.Ladder.Tolerance())
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -206,8 +211,7 @@ func (r *Router) Decide(f *Failure) Decision {
 // less any kasync-* ones, plus kasync-function, kasync-attempt (the attempt that
 // failed, clamped), kasync-due (unix ms; rung records only), kasync-origin,
 // kasync-first-failure (now when f.FirstFailure is zero), kasync-error (the outcome's
-// Err, valid UTF-8, at most MaxErrorBytes) and, for dead letters, kasync-reason. A dead
-// letter has exactly the shape DeadLetterWriter.Record gives.
+// Err, valid UTF-8, at most MaxErrorBytes) and, for dead letters, kasync-reason.
 func (r *Router) Record(f *Failure, d Decision) *kgo.Record {
 	first := f.FirstFailure
 	if first.IsZero() {
@@ -240,7 +244,11 @@ func (r *Router) Record(f *Failure, d Decision) *kgo.Record {
 // and the due time; the reader holds the record until then and pushes it to the
 // scheduler with attempt m.Attempt+1.
 func (r *Router) Hop(rec *kgo.Record, m Meta) (*kgo.Record, Decision) {
-	now := r.now()
+	return r.hopAt(rec, m, r.now())
+}
+
+// hopAt is Hop at now.
+func (r *Router) hopAt(rec *kgo.Record, m Meta, now time.Time) (*kgo.Record, Decision) {
 	due := ceilMilli(ClampDue(m.Due, now, r.maxDelay))
 	rung, ok := r.ladder.Pick(due.Sub(now))
 	if !ok {
@@ -292,8 +300,82 @@ func (r *Router) Route(ctx context.Context, fs []Failure) (ds []Decision, errs [
 }
 
 // Produce produces recs (built by Record or Hop) and waits for the broker's
-// acknowledgements; errs[i] is nil only once recs[i] is durable.
+// acknowledgements; errs[i] is nil only once recs[i], or what it became, is durable.
+//
+// A record the broker refuses as too large (kasync's headers can push a record that fit
+// its source topic over a rung's or the dead-letter topic's max.message.bytes) is not
+// left failing for ever, which would hold its source partition's checkpoint: a rung
+// record goes to the dead letter instead, with reason too-large; a dead letter is sent
+// again without its value, then also without the source record's own headers, with
+// kasync-dropped saying what was left out. The full record stays in the source topic at
+// kasync-origin. Only a dead letter too large even then keeps its error.
 func (r *Router) Produce(ctx context.Context, recs []*kgo.Record) []error {
+	errs := r.produce(ctx, recs)
+	type retry struct {
+		i     int
+		base  *kgo.Record // the dead letter in full
+		stage int         // 1: full, 2: without value, 3: without value and headers
+	}
+	var again []retry
+	for i, err := range errs {
+		if errors.Is(err, kerr.MessageTooLarge) {
+			if recs[i].Topic == r.deadLetter {
+				again = append(again, retry{i: i, base: recs[i], stage: 2})
+			} else {
+				again = append(again, retry{i: i, base: r.tooLargeLetter(recs[i], err), stage: 1})
+			}
+		}
+	}
+	for len(again) > 0 {
+		out := make([]*kgo.Record, len(again))
+		for j, a := range again {
+			switch a.stage {
+			case 1:
+				out[j] = a.base
+			case 2:
+				out[j] = trim(a.base, droppedValue)
+			default:
+				out[j] = trim(a.base, droppedValueAndHeaders)
+			}
+		}
+		next := again[:0]
+		for j, err := range r.produce(ctx, out) {
+			a := again[j]
+			errs[a.i] = err
+			if errors.Is(err, kerr.MessageTooLarge) && a.stage < 3 {
+				a.stage++
+				next = append(next, a)
+			}
+		}
+		again = next
+	}
+	return errs
+}
+
+// tooLargeLetter turns a rung record the broker refused as too large into its dead
+// letter: the same key, value and headers, less kasync-due, plus kasync-reason
+// too-large and an error that says so.
+func (r *Router) tooLargeLetter(rec *kgo.Record, cause error) *kgo.Record {
+	out := &kgo.Record{Topic: r.deadLetter, Key: rec.Key, Value: rec.Value,
+		Headers: make([]kgo.RecordHeader, 0, len(rec.Headers)+1)}
+	last := ""
+	for _, h := range rec.Headers {
+		switch h.Key {
+		case HeaderDue, HeaderReason, HeaderDropped:
+		case HeaderError:
+			last = string(h.Value)
+		default:
+			out.Headers = append(out.Headers, h)
+		}
+	}
+	msg := fmt.Sprintf("too large for delay rung topic %s (%v); the last error was: %s", rec.Topic, cause, last)
+	out.Headers = append(out.Headers,
+		kgo.RecordHeader{Key: HeaderError, Value: []byte(cleanError(msg))},
+		kgo.RecordHeader{Key: HeaderReason, Value: []byte(scheduler.ReasonTooLarge)})
+	return out
+}
+
+func (r *Router) produce(ctx context.Context, recs []*kgo.Record) []error {
 	errs := make([]error, len(recs))
 	var wg sync.WaitGroup
 	wg.Add(len(recs))

@@ -15,7 +15,6 @@ import (
 	"github.com/kasync/kasync/internal/kafka"
 	"github.com/kasync/kasync/internal/kafkatest"
 	"github.com/kasync/kasync/scheduler"
-	"github.com/kasync/kasync/tailer"
 )
 
 var testNow = time.UnixMilli(1_790_000_000_000)
@@ -189,33 +188,6 @@ func TestRecordHeaders(t *testing.T) {
 	require.Equal(t, []string{"3"}, h[HeaderAttempt])
 	require.Equal(t, []string{"again"}, h[HeaderError])
 	require.Equal(t, []string{"t1", "t2"}, h["trace"])
-}
-
-// TestDeadLetterSameShape: a dead letter from the router is exactly what
-// DeadLetterWriter.Record writes for the same letter.
-func TestDeadLetterSameShape(t *testing.T) {
-	t.Parallel()
-	rt := testRouter(t, map[string]RetryPolicy{"charge": {MaxAttempts: 3, Backoff: []time.Duration{time.Minute}}}, 0)
-	dlw := &DeadLetterWriter{topic: "dlq", now: func() time.Time { return testNow }}
-	src := &kgo.Record{Topic: "orders", Partition: 1, Offset: 9, Key: []byte("k"), Value: []byte("v"),
-		Headers: []kgo.RecordHeader{{Key: "a", Value: []byte("1")}, {Key: HeaderReason, Value: []byte("forged")}}}
-	for _, tc := range []struct {
-		name    string
-		attempt int
-		outcome scheduler.Outcome
-		first   time.Time
-	}{
-		{"exhausted", 3, scheduler.Retriable(scheduler.ReasonError, "downstream 3"), testNow.Add(-time.Minute)},
-		{"fatal", 1, scheduler.Fatal(scheduler.ReasonFatal, "bad card"), time.Time{}},
-		{"too large", 1, scheduler.Fatal(scheduler.ReasonTooLarge, strings.Repeat("é", 900)), time.Time{}},
-	} {
-		f := &Failure{Record: src, Function: "charge", Attempt: tc.attempt, Outcome: tc.outcome, FirstFailure: tc.first}
-		d := rt.Decide(f)
-		require.True(t, d.DeadLetter, tc.name)
-		want := dlw.Record(&tailer.Letter{Record: src, Function: "charge", Attempt: tc.attempt, Reason: d.Reason,
-			Err: tc.outcome.Err, FirstFailure: tc.first})
-		require.Equal(t, want, rt.Record(f, d), tc.name)
-	}
 }
 
 func TestHop(t *testing.T) {

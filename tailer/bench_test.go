@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kasync/kasync/checkpoint"
+	"github.com/kasync/kasync/delaystreams"
 	"github.com/kasync/kasync/internal/kafkatest"
 	"github.com/kasync/kasync/scheduler"
 	"github.com/kasync/kasync/tailer"
@@ -69,6 +70,20 @@ func benchInProcess(b *testing.B, brokers []string, topic string, end map[int32]
 	exec := scheduler.ExecutorFunc(func(context.Context, *scheduler.Workload, time.Duration) scheduler.Outcome {
 		return scheduler.Success()
 	})
+	ladder, err := delaystreams.NewLadder(delaystreams.DefaultRungs(), 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	router, err := delaystreams.NewRouter(kafkatest.Client(b, brokers), delaystreams.RouterConfig{
+		Ladder: ladder, TopicPrefix: "kasync.delay", DeadLetter: "kasync.dead-letter",
+		Policies: map[string]delaystreams.RetryPolicy{"fn": fixtureRetry}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	reader, err := delaystreams.NewSourceReader(router, "fn")
+	if err != nil {
+		b.Fatal(err)
+	}
 	var total time.Duration
 	for range b.N {
 		s, err := scheduler.New(scheduler.Config{
@@ -86,7 +101,7 @@ func benchInProcess(b *testing.B, brokers []string, topic string, end map[int32]
 		tl, err := tailer.New(tailer.Config{
 			Name: "bench", Topic: topic, Function: "fn", Group: group,
 			ClientOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)},
-			Scheduler:  scheduler.NewLocal(s, 20000), Store: store, DeadLetter: nopDeadLetter{},
+			Scheduler:  scheduler.NewLocal(s, 20000), Store: store, Reader: reader, Producer: nopProducer{},
 			CommitInterval: 50 * time.Millisecond, Logger: quietLogger(),
 		})
 		if err != nil {
@@ -125,8 +140,8 @@ func benchInProcess(b *testing.B, brokers []string, topic string, end map[int32]
 	b.ReportMetric(float64(benchRecords*b.N)/total.Seconds(), "rec/s")
 }
 
-type nopDeadLetter struct{}
+type nopProducer struct{}
 
-func (nopDeadLetter) Send(_ context.Context, letters []tailer.Letter) []error {
-	panic("benchmark: nothing may be dead-lettered")
+func (nopProducer) Produce(context.Context, []*kgo.Record) []error {
+	panic("benchmark: nothing may be delayed or dead-lettered")
 }

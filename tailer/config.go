@@ -23,7 +23,7 @@ const (
 type Config struct {
 	Name     string // the tailer's name, used in logs and as the push stream's name
 	Topic    string
-	Function string
+	Function string // the function its records run, for logs and the storm guard; "" for a rung reader
 	Group    string // consumer group; default "kasync.<Name>"
 	Start    Start  // default StartEarliest
 
@@ -54,16 +54,23 @@ type Config struct {
 	CommitInterval time.Duration
 	CommitCount    int
 
-	// MaxAttempts bounds the attempts of a workload (default 5); Backoff is the delay
-	// before attempt 2, 3, ... (the last entry repeats; default 1s, 5s, 30s). Until the
-	// delay ladder lands, retriable failures are retried in place after the backoff.
-	MaxAttempts int
-	Backoff     []time.Duration
+	// StormRetryMin and StormRetryMax bound the backoff of in-place retries while a
+	// function's failure-storm guard is on: the n-th retry of a record waits
+	// min(StormRetryMin·2^(n−1), StormRetryMax), jittered (defaults 1s and 30s).
+	StormRetryMin time.Duration
+	StormRetryMax time.Duration
 
-	Scheduler  Scheduler        // where workloads go; required
-	Store      checkpoint.Store // durable checkpoints; required
-	DeadLetter DeadLetterer     // where fatal and exhausted records go; required
-	Logger     *slog.Logger
+	Scheduler Scheduler        // where workloads go; required
+	Store     checkpoint.Store // durable checkpoints; required
+	// Reader says what each record becomes and where failures go; required
+	// (delaystreams.SourceReader for a source topic, delaystreams.RungReader for a rung).
+	Reader Reader
+	// Producer makes the records of ActionProduce steps durable; required
+	// (delaystreams.Router).
+	Producer Producer
+	// Guard is the failure-storm guard shared by the node's tailers; nil for none.
+	Guard  Guard
+	Logger *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
@@ -94,11 +101,11 @@ func (c Config) withDefaults() Config {
 	if c.CommitCount == 0 {
 		c.CommitCount = 10000
 	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = 5
+	if c.StormRetryMin == 0 {
+		c.StormRetryMin = time.Second
 	}
-	if len(c.Backoff) == 0 {
-		c.Backoff = []time.Duration{time.Second, 5 * time.Second, 30 * time.Second}
+	if c.StormRetryMax == 0 {
+		c.StormRetryMax = 30 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -117,9 +124,6 @@ func (c Config) validate() error {
 	if c.Topic == "" {
 		bad("Topic", "is empty; name the topic to read")
 	}
-	if c.Function == "" {
-		bad("Function", "is empty; name the function to run")
-	}
 	if c.Start != StartEarliest && c.Start != StartLatest {
 		bad("Start", "%q is not %q or %q", c.Start, StartEarliest, StartLatest)
 	}
@@ -127,7 +131,7 @@ func (c Config) validate() error {
 		name string
 		v    int
 	}{{"MaxRecords", c.MaxRecords}, {"MaxInFlight", c.MaxInFlight}, {"PartitionMaxInFlight", c.PartitionMaxInFlight},
-		{"CommitCount", c.CommitCount}, {"MaxAttempts", c.MaxAttempts}} {
+		{"CommitCount", c.CommitCount}} {
 		if f.v < 1 {
 			bad(f.name, "%d must be at least 1", f.v)
 		}
@@ -135,15 +139,14 @@ func (c Config) validate() error {
 	for _, f := range []struct {
 		name string
 		v    time.Duration
-	}{{"MaxWait", c.MaxWait}, {"RevokeTimeout", c.RevokeTimeout}, {"CommitInterval", c.CommitInterval}} {
+	}{{"MaxWait", c.MaxWait}, {"RevokeTimeout", c.RevokeTimeout}, {"CommitInterval", c.CommitInterval},
+		{"StormRetryMin", c.StormRetryMin}, {"StormRetryMax", c.StormRetryMax}} {
 		if f.v <= 0 {
 			bad(f.name, "%s must be positive", f.v)
 		}
 	}
-	for i, d := range c.Backoff {
-		if d < 0 {
-			bad(fmt.Sprintf("Backoff[%d]", i), "%s is negative", d)
-		}
+	if c.StormRetryMax < c.StormRetryMin {
+		bad("StormRetryMax", "%s is below StormRetryMin (%s)", c.StormRetryMax, c.StormRetryMin)
 	}
 	if c.Scheduler == nil {
 		bad("Scheduler", "is nil")
@@ -151,16 +154,23 @@ func (c Config) validate() error {
 	if c.Store == nil {
 		bad("Store", "is nil")
 	}
-	if c.DeadLetter == nil {
-		bad("DeadLetter", "is nil")
+	if c.Reader == nil {
+		bad("Reader", "is nil; give a delaystreams.SourceReader or RungReader")
+	}
+	if c.Producer == nil {
+		bad("Producer", "is nil; give the delaystreams.Router")
 	}
 	return errors.Join(errs...)
 }
 
-// backoff is the delay before the attempt after attempt (1-based), jittered by ±20% so
-// that a burst of failures does not come back as a burst.
-func (c Config) backoff(attempt int, jitter float64) time.Duration {
-	i := min(attempt-1, len(c.Backoff)-1)
-	d := c.Backoff[max(i, 0)]
-	return time.Duration(float64(d) * (0.8 + 0.4*jitter))
+// stormRetry is the wait before the n-th in-place retry (n ≥ 1) of a record while its
+// function's storm guard is on, jittered by ±20% (r in [0, 1)) so that the retries of a
+// window of records do not come back as one burst.
+func (c Config) stormRetry(n int, r float64) time.Duration {
+	d := c.StormRetryMin
+	for i := 1; i < n && d < c.StormRetryMax; i++ {
+		d *= 2
+	}
+	d = min(d, c.StormRetryMax)
+	return time.Duration(float64(d) * (0.8 + 0.4*r))
 }

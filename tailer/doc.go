@@ -1,36 +1,51 @@
 // Package tailer reads Kafka partitions in batches as a consumer group member and pushes
-// every record to a scheduler as a workload. It owns the in-flight window of each
-// partition, its watermark and checkpoint, pausing and resuming fetches, and the hand-off
-// of partitions on a rebalance. It knows nothing of functions, workers or HTTP: the
-// scheduler is behind the Scheduler interface declared here.
+// their records to a scheduler as workloads. It owns the in-flight window of each
+// partition, its watermark and checkpoint, pausing and resuming fetches, holding records
+// until their time, and the hand-off of partitions on a rebalance. It knows nothing of
+// functions, workers or HTTP: the scheduler is behind the Scheduler interface declared
+// here, and what a record means is behind the Reader interface — delaystreams implements
+// one for source topics and one for delay rungs, so a delay reader is a tailer too.
 //
 // What a caller must do:
 //
-//  1. Give Config a Scheduler, a checkpoint.Store and a DeadLetterer, and call Run.
+//  1. Give Config a Scheduler, a checkpoint.Store, a Reader and a Producer (and a Guard
+//     to have the failure-storm guard), and call Run.
 //  2. Cancel Run's context to stop; Run returns after the drain below.
+//
+// For each record read, the Reader returns a Step: run a workload (ActionRun), make a
+// record durable (ActionProduce: a rung or the dead letter), or hold the record and
+// every later one of its partition until a time (ActionWait: the partition pauses and
+// one timer for all partitions wakes it; nothing polls). For each failed attempt it
+// returns where the failure goes: ActionProduce, or, while the function's storm guard is
+// on, ActionRetry — the record retries in place with backoff and its partition pauses,
+// on purpose.
 //
 // What the package guarantees (DESIGN.md invariants, with the test that proves each):
 //
 //  1. No loss. A partition's checkpoint (Pebble, then the group commit) only passes an
-//     offset whose outcome is durable: success, or a dead letter the broker acknowledged.
-//     The watermark is the lowest offset not done (window.go; TestWindowModel,
-//     TestEndToEndInProcess).
+//     offset whose outcome is durable: success, or a rung or dead-letter record the
+//     broker acknowledged (a produce that fails is retried, never dropped). The watermark
+//     is the lowest offset not done (window.go; TestWindowModel, TestCheckpointStateModel,
+//     TestEndToEndInProcess, TestDeadLetterFailureHoldsCheckpoint).
 //  2. Bounded duplicates. A restarted tailer starts from the greater of its Pebble
 //     checkpoint and the group commit, and skips offsets the checkpoint records as done
 //     above the watermark (TestRestartResumesFromCheckpoint).
-//  3. Bounded memory. At most MaxInFlight records are read and not done; polling asks
-//     for no more than the room left, and stops at the bound. A partition that reaches
+//  3. Bounded memory. At most MaxInFlight records are read and not done — running,
+//     being produced, held or waiting for an in-place retry alike; polling asks for no
+//     more than the room left, and stops at the bound. A partition that reaches
 //     PartitionMaxInFlight is paused until room frees (TestInFlightIsBounded).
 //  4. Fenced ownership. Each assignment of a partition is a new partition value; on
 //     revocation it is fenced under commitMu before it is released, and a result for a
 //     fenced partition changes nothing (TestFencedResultDoesNotMoveCheckpoint).
 //  5. Bad input never stops a partition: a workload the scheduler rejects (unknown
-//     function, too large) comes back fatal and goes to the dead-letter topic like any
-//     other fatal outcome.
+//     function, too large) comes back fatal and goes where the Reader sends fatal
+//     outcomes, the dead-letter topic (TestFailuresAndBadInput, TestUnknownFunction).
 //  6. Graceful release. On revocation or stop, dispatch for the partition stops, work in
-//     flight gets up to RevokeTimeout to finish, and the checkpoint is committed before
-//     the partition is given up.
-//
-// Until the delay ladder lands, a retriable failure is retried in place after Backoff,
-// up to MaxAttempts, then dead-lettered with reason "exhausted".
+//     flight (running or being produced) gets up to RevokeTimeout to finish, and the
+//     checkpoint is committed before the partition is given up. Held records and those
+//     waiting for an in-place retry are not waited for: they stay below the checkpoint
+//     and the next owner reads them again.
+//  7. Order of holds. Records of a partition behind a held record wait with it and are
+//     asked about again in offset order, so a rung partition, ordered by append time,
+//     only ever waits on its head.
 package tailer

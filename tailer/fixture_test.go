@@ -15,31 +15,85 @@ import (
 
 	"github.com/kasync/kasync/checkpoint"
 	"github.com/kasync/kasync/delaystreams"
+	"github.com/kasync/kasync/internal/kafka"
 	"github.com/kasync/kasync/internal/kafkatest"
 	"github.com/kasync/kasync/scheduler"
 	"github.com/kasync/kasync/tailer"
 )
 
-// fixture is one topic on the test broker, a dead-letter topic and a checkpoint store.
+// fixture is one topic on the test broker, a millisecond delay ladder with its rung
+// topics, a dead-letter topic, and the router that writes to them.
 type fixture struct {
+	t        *testing.T
 	brokers  []string
 	topic    string
+	prefix   string // rung topics: delaystreams.RungTopic(prefix, rung)
+	rungs    []time.Duration
 	dlqTopic string
-	dl       *delaystreams.DeadLetterWriter
+	router   *delaystreams.Router
 }
+
+// fixtureMaxDelay caps delays and due times read from headers.
+const fixtureMaxDelay = 300 * time.Millisecond
+
+// fixtureRetry is the retry policy of function "fn": 3 attempts, 20ms apart.
+var fixtureRetry = delaystreams.RetryPolicy{MaxAttempts: 3, Backoff: []time.Duration{20 * time.Millisecond}}
 
 func newFixture(t *testing.T, partitions int32) *fixture {
 	t.Helper()
 	brokers := kafkatest.Brokers(t)
+	prefix := kafkatest.TopicName(t)
 	f := &fixture{
+		t:        t,
 		brokers:  brokers,
 		topic:    kafkatest.NewTopic(t, brokers, partitions),
-		dlqTopic: kafkatest.NewTopic(t, brokers, 1),
+		prefix:   prefix,
+		rungs:    []time.Duration{20 * time.Millisecond, 50 * time.Millisecond},
+		dlqTopic: prefix + "-dlq",
 	}
-	dl, err := delaystreams.NewDeadLetterWriter(kafkatest.Client(t, brokers), f.dlqTopic)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	adm := kafkatest.Admin(t, brokers)
+	require.NoError(t, delaystreams.EnsureTopics(ctx, adm, delaystreams.TopicPlan{
+		Prefix: prefix, Rungs: f.rungs, DeadLetter: f.dlqTopic, Partitions: 2}, quietLogger()))
+	t.Cleanup(func() {
+		topics := []string{f.dlqTopic}
+		for _, r := range f.rungs {
+			topics = append(topics, delaystreams.RungTopic(prefix, r))
+		}
+		_, _ = adm.DeleteTopics(context.Background(), topics...)
+	})
+	ladder, err := delaystreams.NewLadder(f.rungs, 5*time.Millisecond)
 	require.NoError(t, err)
-	f.dl = dl
+	f.router, err = delaystreams.NewRouter(kafkatest.Client(t, brokers, kafka.ProducerOpts()...), delaystreams.RouterConfig{
+		Ladder: ladder, TopicPrefix: prefix, DeadLetter: f.dlqTopic,
+		Policies: map[string]delaystreams.RetryPolicy{"fn": fixtureRetry},
+		MaxDelay: fixtureMaxDelay,
+	})
+	require.NoError(t, err)
 	return f
+}
+
+// sourceReader reads the fixture's topic for function.
+func (f *fixture) sourceReader(t *testing.T, function string) tailer.Reader {
+	t.Helper()
+	r, err := delaystreams.NewSourceReader(f.router, function)
+	require.NoError(t, err)
+	return r
+}
+
+// startRungReaders runs a delay reader for every rung of the fixture's ladder.
+func (f *fixture) startRungReaders(t *testing.T, sched tailer.Scheduler, store checkpoint.Store) []*running {
+	t.Helper()
+	var out []*running
+	for i := range f.rungs {
+		reader, err := delaystreams.NewRungReader(f.router, i, quietLogger())
+		require.NoError(t, err)
+		cfg := f.config("rung-"+strconv.Itoa(i), sched, store)
+		cfg.Topic, cfg.Group, cfg.Function, cfg.Reader = reader.Topic(), reader.Topic(), "", reader
+		out = append(out, start(t, cfg))
+	}
+	return out
 }
 
 func newStore(t *testing.T, fs vfs.FS) *checkpoint.PebbleStore {
@@ -75,6 +129,7 @@ type running struct {
 }
 
 func (f *fixture) config(name string, sched tailer.Scheduler, store checkpoint.Store) tailer.Config {
+	t := f.t
 	return tailer.Config{
 		Name:           name,
 		Topic:          f.topic,
@@ -83,10 +138,12 @@ func (f *fixture) config(name string, sched tailer.Scheduler, store checkpoint.S
 		ClientOpts:     []kgo.Opt{kgo.SeedBrokers(f.brokers...)},
 		CommitInterval: 20 * time.Millisecond,
 		RevokeTimeout:  500 * time.Millisecond,
-		Backoff:        []time.Duration{5 * time.Millisecond},
+		StormRetryMin:  5 * time.Millisecond,
+		StormRetryMax:  50 * time.Millisecond,
 		Scheduler:      sched,
 		Store:          store,
-		DeadLetter:     f.dl,
+		Reader:         f.sourceReader(t, "fn"),
+		Producer:       f.router,
 		Logger:         quietLogger(),
 	}
 }

@@ -7,12 +7,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/kasync/kasync/internal/backoff"
 	"github.com/kasync/kasync/scheduler"
 )
 
 // deliver receives results from the scheduler stream. It never blocks on I/O: successes
-// complete at once, failures are queued for the retry and dead-letter loops.
+// complete at once, failures go to the outbox or the retry queue.
 func (t *Tailer) deliver(results []scheduler.Result) {
 	entries := make([]*entry, len(results))
 	t.mu.Lock()
@@ -28,33 +30,67 @@ func (t *Tailer) deliver(results []scheduler.Result) {
 	}
 }
 
+// handle decides what becomes of an attempt's outcome. A success completes the record;
+// a failure is handed to the Reader, which says where it goes: a rung or the dead
+// letter (through the outbox: done once durable), or, while the function's storm guard
+// is on, an in-place retry.
 func (t *Tailer) handle(e *entry, o scheduler.Outcome) {
-	switch {
-	case o.Kind == scheduler.OutcomeSuccess:
+	storm := false
+	switch o.Kind {
+	case scheduler.OutcomeSuccess:
+		t.observe(e.w.Function, false)
 		t.stats.succeeded.Add(1)
 		t.complete(e)
-	case o.Kind == scheduler.OutcomeRetriable && e.w.Attempt < t.cfg.MaxAttempts:
-		e.last = o
-		if e.firstFailure.IsZero() {
-			e.firstFailure = time.Now()
-		}
-		delay := max(t.cfg.backoff(e.w.Attempt, rand.Float64()), o.RetryAfter)
-		e.due = time.Now().Add(delay)
-		e.part.mu.Lock()
-		e.part.retrying++
-		idle := e.part.revoking.Load() && e.part.win != nil && e.part.win.InFlight() == e.part.retrying
-		e.part.mu.Unlock()
-		if idle {
-			t.idle.Broadcast()
-		}
-		t.retries.add(e)
+		return
+	case scheduler.OutcomeFatal:
+		// The record's fault, not the function's: the storm guard does not count it.
 	default:
-		e.last = o
-		if e.firstFailure.IsZero() {
-			e.firstFailure = time.Now()
-		}
-		t.letters.add(e)
+		storm = t.observe(e.w.Function, true)
 	}
+	now := time.Now()
+	if e.firstFailure.IsZero() {
+		e.firstFailure = now
+	}
+	e.last = o
+	step := t.cfg.Reader.Failed(&Failure{Record: e.rec, Workload: &e.w, Outcome: o, FirstFailure: e.firstFailure, Storm: storm})
+	if step.Action == ActionProduce && step.Record != nil {
+		e.out, e.to, e.reason = step.Record, step.To, step.Reason
+		t.outbox.add(e)
+		return
+	}
+	if step.Action != ActionRetry && t.errLog.allow("reader failed step", now) {
+		// A Reader's bug: keep the record (in place) rather than lose it.
+		t.log.Error("reader returned an unusable step for a failed attempt; retrying it in place",
+			"id", e.w.ID, "action", step.Action)
+	}
+	e.inPlace++
+	e.due = now.Add(t.cfg.stormRetry(e.inPlace, rand.Float64()))
+	p := e.part
+	p.mu.Lock()
+	p.parked++
+	if !p.fenced {
+		t.setPauseLocked(p, pauseStorm, true)
+	}
+	idle := p.revoking.Load() && p.win != nil && p.win.InFlight() == p.parked
+	p.mu.Unlock()
+	if idle {
+		t.idle.Broadcast()
+	}
+	t.retries.add(e)
+}
+
+// observe reports an outcome to the storm guard, if there is one, and returns whether
+// the function's guard is on.
+func (t *Tailer) observe(function string, failed bool) bool {
+	if t.cfg.Guard == nil {
+		return false
+	}
+	return t.cfg.Guard.Observe(function, failed)
+}
+
+// stormOver reports whether function's storm guard is off.
+func (t *Tailer) stormOver(function string) bool {
+	return t.cfg.Guard == nil || !t.cfg.Guard.Active(function)
 }
 
 // complete marks e's record done in its partition's window, unless the partition was
@@ -72,16 +108,15 @@ func (t *Tailer) complete(e *entry) {
 	}
 	p.dirty = true
 	inFlight := p.win.InFlight()
-	resume := p.paused && inFlight < t.cfg.PartitionMaxInFlight
-	if resume {
-		p.paused = false
+	if p.pause&pauseFull != 0 && inFlight < t.cfg.PartitionMaxInFlight {
+		t.setPauseLocked(p, pauseFull, false)
 	}
-	idle := p.revoking.Load() && inFlight == p.retrying
+	if p.pause&pauseStorm != 0 && t.stormOver(e.function(t.cfg.Function)) {
+		t.setPauseLocked(p, pauseStorm, false)
+	}
+	idle := p.revoking.Load() && inFlight == p.parked
 	p.mu.Unlock()
 
-	if resume {
-		t.cl.ResumeFetchPartitions(map[string][]int32{t.cfg.Topic: {p.key.Partition}})
-	}
 	if t.inFlight.Add(-1) < int64(t.cfg.MaxInFlight) {
 		notify(t.room)
 	}
@@ -93,6 +128,15 @@ func (t *Tailer) complete(e *entry) {
 	}
 }
 
+// function is the function e's record runs, or def when it runs none (a record the
+// Reader produced at once, like a rung record moved on to the next rung).
+func (e *entry) function(def string) string {
+	if e.w.Function != "" {
+		return e.w.Function
+	}
+	return def
+}
+
 // usable reports whether e's partition is still ours and accepting work. A retry of a
 // fenced or revoking partition is dropped: its record stays below the checkpoint, so
 // the partition's next owner runs it.
@@ -101,8 +145,8 @@ func (t *Tailer) usable(e *entry) bool {
 }
 
 // fenced reports whether e's partition is no longer ours. A revoking partition is
-// still ours: its dead letters are written, so that its revocation need not wait out
-// RevokeTimeout and its next owner need not run the record again.
+// still ours: its durable outcomes are written, so that its revocation need not wait
+// out RevokeTimeout and its next owner need not run the record again.
 func (t *Tailer) fenced(e *entry) bool {
 	e.part.mu.Lock()
 	defer e.part.mu.Unlock()
@@ -153,7 +197,8 @@ func (h *entryHeap) Pop() any {
 	return e
 }
 
-// retryLoop pushes parked entries again when they are due, with the next attempt number.
+// retryLoop pushes entries waiting for an in-place retry again when they are due, with
+// the same attempt number (see ActionRetry).
 func (t *Tailer) retryLoop(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -162,22 +207,17 @@ func (t *Tailer) retryLoop(ctx context.Context) {
 	for {
 		var wait time.Duration
 		due, wait = t.retries.due(time.Now(), due[:0])
-		batch = batch[:0]
+		keep := due[:0]
 		for _, e := range due {
 			e.part.mu.Lock()
-			e.part.retrying--
+			e.part.parked--
 			e.part.mu.Unlock()
-			if !t.usable(e) {
-				continue
+			if t.usable(e) {
+				keep = append(keep, e)
+				t.stats.inPlace.Add(1)
 			}
-			e.w.Attempt++
-			t.mu.Lock()
-			t.nextToken++
-			t.tokens[t.nextToken] = e
-			batch = append(batch, scheduler.Pushed{Token: t.nextToken, Workload: &e.w})
-			t.mu.Unlock()
-			t.stats.retried.Add(1)
 		}
+		batch = t.register(keep, batch[:0])
 		clear(due)
 		if len(batch) > 0 {
 			if err := t.stream.Push(ctx, batch); err != nil {
@@ -195,21 +235,22 @@ func (t *Tailer) retryLoop(ctx context.Context) {
 	}
 }
 
-// letterQueue holds entries on their way to the dead-letter topic.
-type letterQueue struct {
+// outbox holds entries whose record (a rung or dead-letter record) is being made
+// durable.
+type outbox struct {
 	mu   sync.Mutex
 	q    []*entry
 	wake chan struct{}
 }
 
-func (q *letterQueue) add(e *entry) {
+func (q *outbox) add(e *entry) {
 	q.mu.Lock()
 	q.q = append(q.q, e)
 	q.mu.Unlock()
 	notify(q.wake)
 }
 
-func (q *letterQueue) take(out []*entry) []*entry {
+func (q *outbox) take(out []*entry) []*entry {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	out = append(out, q.q...)
@@ -218,39 +259,35 @@ func (q *letterQueue) take(out []*entry) []*entry {
 	return out
 }
 
-// letterLoop writes queued entries to the dead-letter topic; an entry completes only
-// once the broker has acknowledged its letter. Failed sends are retried with backoff,
-// never dropped.
-func (t *Tailer) letterLoop(ctx context.Context) {
+// outboxLoop produces the records of queued entries; an entry completes only once the
+// broker has acknowledged its record. Failed produces are retried with backoff, never
+// dropped, so the partition's checkpoint waits for them.
+func (t *Tailer) outboxLoop(ctx context.Context) {
 	var pending []*entry
 	bo := backoff.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
 	for {
-		pending = t.letters.take(pending)
+		pending = t.outbox.take(pending)
 		kept := pending[:0]
 		for _, e := range pending {
 			if !t.fenced(e) {
 				kept = append(kept, e)
 			}
 		}
+		clear(pending[len(kept):])
 		pending = kept
 		if len(pending) == 0 {
 			select {
 			case <-ctx.Done():
 				return
-			case <-t.letters.wake:
+			case <-t.outbox.wake:
 				continue
 			}
 		}
-		letters := make([]Letter, len(pending))
+		out := make([]*kgo.Record, len(pending))
 		for i, e := range pending {
-			reason := string(e.last.Reason)
-			if e.last.Kind == scheduler.OutcomeRetriable || reason == "" {
-				reason = ReasonExhausted
-			}
-			letters[i] = Letter{Record: e.rec, Function: e.w.Function, Attempt: e.w.Attempt, Reason: reason,
-				Err: e.last.Err, FirstFailure: e.firstFailure}
+			out[i] = e.out
 		}
-		errs := t.cfg.DeadLetter.Send(ctx, letters)
+		errs := t.cfg.Producer.Produce(ctx, out)
 		failed := pending[:0]
 		var firstErr error
 		for i, e := range pending {
@@ -259,21 +296,37 @@ func (t *Tailer) letterLoop(ctx context.Context) {
 				firstErr = errs[i]
 				continue
 			}
-			t.stats.deadLettered.Add(1)
-			t.log.Warn("record dead-lettered", "id", e.w.ID, "reason", letters[i].Reason,
-				"attempt", e.w.Attempt, "err", e.last.Err)
+			t.produced(e)
 			t.complete(e)
 		}
+		clear(pending[len(failed):])
 		pending = failed
 		if len(pending) == 0 {
 			bo.Reset()
 			continue
 		}
+		if ctx.Err() != nil {
+			return // stopping: the records stay below the checkpoint
+		}
 		wait := bo.Next()
-		t.log.Error("dead-letter produce failed; will retry (the checkpoint waits for it)",
+		t.log.Error("producing to a delay rung or the dead letter failed; will retry (the checkpoint waits for it)",
 			"records", len(pending), "err", firstErr, "retry_in", wait)
 		if !backoff.Sleep(ctx, wait) {
 			return
 		}
+	}
+}
+
+// produced counts and logs a durable record.
+func (t *Tailer) produced(e *entry) {
+	switch e.to {
+	case ToRung:
+		t.stats.delayed.Add(1)
+	case ToNextRung:
+		t.stats.hopped.Add(1)
+	case ToDeadLetter:
+		t.stats.deadLettered.Add(1)
+		t.log.Warn("record dead-lettered", "id", e.w.ID, "partition", e.part.key.Partition, "offset", e.offset,
+			"reason", e.reason, "attempt", e.w.Attempt, "err", e.last.Err)
 	}
 }

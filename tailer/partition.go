@@ -4,7 +4,18 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/kasync/kasync/checkpoint"
+)
+
+// pauseReason is a reason a partition's fetching is paused; it resumes when none is left.
+type pauseReason uint8
+
+const (
+	pauseFull  pauseReason = 1 << iota // the window reached PartitionMaxInFlight
+	pauseHold                          // records are held until their time (ActionWait)
+	pauseStorm                         // a record retries in place: its function's storm guard is on
 )
 
 // partition is this tailer's ownership of one partition for one assignment. A new
@@ -26,10 +37,16 @@ type partition struct {
 	fenced bool
 	// dirty: the watermark or done set changed since the last checkpoint write.
 	dirty bool
-	// paused: fetching is paused because the window is full.
-	paused bool
-	// retrying counts records parked for an in-place retry (in the window, not running).
-	retrying int
+	// pause holds the reasons fetching is paused; zero when it is not.
+	pause pauseReason
+	// held are records read and waiting, in offset order, for the head's time
+	// (ActionWait); they are in the window. At most one holdQueue item exists for a
+	// partition with held records.
+	held []*kgo.Record
+	// parked counts records in the window that neither run nor are being produced:
+	// held ones and those waiting for an in-place retry. A revocation does not wait
+	// for them; the partition's next owner reads them again.
+	parked int
 }
 
 // stateLocked is the checkpoint state of the partition: its watermark and the offsets

@@ -39,14 +39,17 @@ func notify(ch chan struct{}) {
 }
 
 // rateLimitedLog lets each distinct message through at most once per interval, so a
-// persistent error is logged, not repeated on every poll. Only the poll loop uses it.
+// persistent error is logged, not repeated on every poll or record.
 type rateLimitedLog struct {
+	mu   sync.Mutex
 	last map[string]time.Time
 }
 
 const logRepeatInterval = 30 * time.Second
 
 func (r *rateLimitedLog) allow(msg string, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.last == nil {
 		r.last = make(map[string]time.Time)
 	}

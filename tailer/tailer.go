@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,8 +34,9 @@ type Tailer struct {
 	inFlight atomic.Int64  // records read and not done, over owned partitions
 	room     chan struct{} // cap 1: in-flight fell below MaxInFlight
 	idle     signal        // a revoking partition ran out of work in flight
-	retries  retryQueue
-	letters  letterQueue
+	retries  retryQueue    // records waiting for an in-place retry
+	holds    holdQueue     // partitions whose head record waits for its time
+	outbox   outbox        // records being made durable (rungs, dead letter)
 
 	commitMu    sync.Mutex // one checkpoint write at a time; revocation takes it to fence
 	sinceCommit atomic.Int64
@@ -53,8 +53,14 @@ type entry struct {
 	offset       int64
 	rec          *kgo.Record
 	firstFailure time.Time
-	last         scheduler.Outcome
-	due          time.Time // when a retry is due
+	last         scheduler.Outcome // the last failed attempt's outcome, for logs
+
+	due     time.Time // ActionRetry: when the in-place retry is due
+	inPlace int       // in-place retries so far
+
+	out    *kgo.Record // ActionProduce: the record to make durable
+	to     Destination
+	reason string
 }
 
 // New checks cfg and returns a tailer ready to Run.
@@ -71,7 +77,8 @@ func New(cfg Config) (*Tailer, error) {
 		room:      make(chan struct{}, 1),
 		commitNow: make(chan struct{}, 1),
 		retries:   retryQueue{wake: make(chan struct{}, 1)},
-		letters:   letterQueue{wake: make(chan struct{}, 1)},
+		holds:     holdQueue{wake: make(chan struct{}, 1)},
+		outbox:    outbox{wake: make(chan struct{}, 1)},
 	}, nil
 }
 
@@ -123,7 +130,8 @@ func (t *Tailer) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { t.commitLoop(bg) })
 	wg.Go(func() { t.retryLoop(bg) })
-	wg.Go(func() { t.letterLoop(bg) })
+	wg.Go(func() { t.holdLoop(bg) })
+	wg.Go(func() { t.outboxLoop(bg) })
 
 	t.log.Info("tailer started", "group", t.cfg.Group, "function", t.cfg.Function)
 	runErr := t.pollLoop(ctx)
@@ -134,29 +142,40 @@ func (t *Tailer) Run(ctx context.Context) error {
 	cl.Close()
 	stopBG()
 	wg.Wait()
-	t.log.Info("tailer stopped", "read", t.stats.read.Load(), "succeeded", t.stats.succeeded.Load(),
-		"dead_lettered", t.stats.deadLettered.Load(), "retried", t.stats.retried.Load(), "fenced", t.stats.fenced.Load())
+	st := t.Stats()
+	t.log.Info("tailer stopped", "read", st.Read, "succeeded", st.Succeeded, "delayed", st.Delayed,
+		"hopped", st.Hopped, "dead_lettered", st.DeadLettered, "retried_in_place", st.RetriedInPlace, "fenced", st.Fenced)
 	return runErr
 }
 
 // Stats are counters of what a tailer has done since it started.
 type Stats struct {
-	Read, Skipped, Succeeded, Retried, DeadLettered, Fenced int64
+	Read, Skipped, Succeeded int64
+	// Delayed counts failed attempts sent to a delay rung; Hopped, rung records moved on
+	// to the next rung; DeadLettered, records written to the dead-letter topic.
+	Delayed, Hopped, DeadLettered int64
+	// RetriedInPlace counts in-place retries (the failure-storm guard was on).
+	RetriedInPlace int64
+	// Fenced counts results dropped because their partition was no longer ours.
+	Fenced int64
 	// Pauses counts the times a partition was paused at PartitionMaxInFlight.
-	Pauses   int64
-	InFlight int64
+	Pauses int64
+	// InFlight is the records read and not done now; Held, those of them held until
+	// their time (ActionWait).
+	InFlight, Held int64
 }
 
 type statCounters struct {
-	read, skipped, succeeded, retried, deadLettered, fenced, pauses atomic.Int64
+	read, skipped, succeeded, delayed, hopped, deadLettered, inPlace, fenced, pauses, held atomic.Int64
 }
 
 // Stats returns the tailer's counters.
 func (t *Tailer) Stats() Stats {
 	return Stats{
 		Read: t.stats.read.Load(), Skipped: t.stats.skipped.Load(), Succeeded: t.stats.succeeded.Load(),
-		Retried: t.stats.retried.Load(), DeadLettered: t.stats.deadLettered.Load(), Fenced: t.stats.fenced.Load(),
-		Pauses: t.stats.pauses.Load(), InFlight: t.inFlight.Load(),
+		Delayed: t.stats.delayed.Load(), Hopped: t.stats.hopped.Load(), DeadLettered: t.stats.deadLettered.Load(),
+		RetriedInPlace: t.stats.inPlace.Load(), Fenced: t.stats.fenced.Load(), Pauses: t.stats.pauses.Load(),
+		InFlight: t.inFlight.Load(), Held: t.stats.held.Load(),
 	}
 }
 
@@ -197,9 +216,9 @@ func (t *Tailer) pollLoop(ctx context.Context) error {
 	}
 }
 
-// accept takes the records of one partition into its window and appends the workloads
-// to dispatch to batch. Records of a partition that is no longer ours are dropped: the
-// next owner reads them from the committed watermark.
+// accept takes the records of one partition into its window, asks the Reader what each
+// becomes, and appends the workloads to dispatch to batch. Records of a partition that
+// is no longer ours are dropped: the next owner reads them from the committed watermark.
 func (t *Tailer) accept(fp kgo.FetchTopicPartition, batch []scheduler.Pushed) []scheduler.Pushed {
 	if len(fp.Records) == 0 {
 		return batch
@@ -210,7 +229,8 @@ func (t *Tailer) accept(fp kgo.FetchTopicPartition, batch []scheduler.Pushed) []
 	if p == nil || p.revoking.Load() {
 		return batch
 	}
-	first := len(batch)
+	now := time.Now()
+	added := 0
 	p.mu.Lock()
 	if p.fenced || p.win == nil {
 		p.mu.Unlock()
@@ -229,54 +249,90 @@ func (t *Tailer) accept(fp kgo.FetchTopicPartition, batch []scheduler.Pushed) []
 			t.log.Warn("record below the partition's watermark ignored", "partition", rec.Partition, "err", err)
 			continue
 		}
-		e := &entry{part: p, offset: rec.Offset, rec: rec}
-		t.fillWorkload(e)
-		batch = append(batch, scheduler.Pushed{Workload: &e.w})
-		t.scratch = append(t.scratch, e)
+		added++
 		t.stats.read.Add(1)
+		if len(p.held) > 0 { // behind a held record: wait with it, in order
+			p.held = append(p.held, rec)
+			p.parked++
+			t.stats.held.Add(1)
+			continue
+		}
+		t.scratch = t.stepLocked(p, rec, t.cfg.Reader.Next(rec, now), t.scratch)
 	}
-	if !p.paused && p.win.InFlight() >= t.cfg.PartitionMaxInFlight {
-		p.paused = true
+	if p.win.InFlight() >= t.cfg.PartitionMaxInFlight && p.pause&pauseFull == 0 {
 		t.stats.pauses.Add(1)
-		t.cl.PauseFetchPartitions(map[string][]int32{t.cfg.Topic: {fp.Partition}})
+		t.setPauseLocked(p, pauseFull, true)
 	}
 	p.mu.Unlock()
 
-	added := batch[first:]
-	t.inFlight.Add(int64(len(added)))
-	t.mu.Lock()
-	for i, e := range t.scratch {
-		t.nextToken++
-		added[i].Token = t.nextToken
-		t.tokens[t.nextToken] = e
-	}
-	t.mu.Unlock()
+	t.inFlight.Add(int64(added))
+	batch = t.register(t.scratch, batch)
 	clear(t.scratch)
 	t.scratch = t.scratch[:0]
 	return batch
 }
 
-func (t *Tailer) fillWorkload(e *entry) {
-	rec := e.rec
-	id := make([]byte, 0, len(rec.Topic)+24)
-	id = append(id, rec.Topic...)
-	id = append(id, '/')
-	id = strconv.AppendInt(id, int64(rec.Partition), 10)
-	id = append(id, '/')
-	id = strconv.AppendInt(id, rec.Offset, 10)
-	e.w = scheduler.Workload{
-		ID:       string(id),
-		Function: t.cfg.Function,
-		Key:      rec.Key,
-		Payload:  rec.Value,
-		Attempt:  1,
-		Created:  rec.Timestamp,
-	}
-	if len(rec.Headers) > 0 {
-		e.w.Headers = make([]scheduler.Header, len(rec.Headers))
-		for i, h := range rec.Headers {
-			e.w.Headers[i] = scheduler.Header{Key: h.Key, Value: h.Value}
+// stepLocked carries out the Reader's step for rec, a record of p already in its window:
+// a workload to run is appended to run (the caller registers and pushes it), a record to
+// produce goes to the outbox, a record to wait for is held. p.mu must be held.
+func (t *Tailer) stepLocked(p *partition, rec *kgo.Record, step Step, run []*entry) []*entry {
+	switch step.Action {
+	case ActionRun:
+		e := &entry{part: p, offset: rec.Offset, rec: rec, w: step.Workload, firstFailure: step.FirstFailure}
+		run = append(run, e)
+	case ActionProduce:
+		t.outbox.add(&entry{part: p, offset: rec.Offset, rec: rec, out: step.Record, to: step.To, reason: step.Reason})
+	default:
+		until := step.Until
+		if step.Action != ActionWait || until.IsZero() {
+			// A Reader's bug; hold the record rather than lose or misroute it.
+			if t.errLog.allow("reader step", time.Now()) {
+				t.log.Error("reader returned an unusable step for a record; holding it and retrying in 1s",
+					"partition", rec.Partition, "offset", rec.Offset, "action", step.Action)
+			}
+			until = time.Now().Add(time.Second)
 		}
+		p.held = append(p.held, rec)
+		p.parked++
+		t.stats.held.Add(1)
+		if len(p.held) == 1 {
+			t.holds.add(p, until)
+			t.setPauseLocked(p, pauseHold, true)
+		}
+	}
+	return run
+}
+
+// register gives each entry a token and appends it to batch, ready to push.
+func (t *Tailer) register(entries []*entry, batch []scheduler.Pushed) []scheduler.Pushed {
+	if len(entries) == 0 {
+		return batch
+	}
+	t.mu.Lock()
+	for _, e := range entries {
+		t.nextToken++
+		t.tokens[t.nextToken] = e
+		batch = append(batch, scheduler.Pushed{Token: t.nextToken, Workload: &e.w})
+	}
+	t.mu.Unlock()
+	return batch
+}
+
+// setPauseLocked adds or removes one reason to pause p's fetching, and pauses or resumes
+// it when that changes whether any reason is left. p.mu must be held, so that pauses
+// and resumes of one partition are applied in the order they were decided.
+func (t *Tailer) setPauseLocked(p *partition, why pauseReason, on bool) {
+	was := p.pause != 0
+	if on {
+		p.pause |= why
+	} else {
+		p.pause &^= why
+	}
+	switch now := p.pause != 0; {
+	case now && !was:
+		t.cl.PauseFetchPartitions(map[string][]int32{t.cfg.Topic: {p.key.Partition}})
+	case !now && was:
+		t.cl.ResumeFetchPartitions(map[string][]int32{t.cfg.Topic: {p.key.Partition}})
 	}
 }
 
@@ -409,8 +465,9 @@ func (t *Tailer) release(ps []int32, graceful bool) {
 	t.log.Info("partitions released", "partitions", ps, "graceful", graceful, "abandoned_in_flight", abandoned)
 }
 
-// waitIdle waits until none of parts has work in flight other than records parked for
-// a retry (which the next owner re-reads), or until timeout.
+// waitIdle waits until none of parts has work in flight other than parked records
+// (held, or waiting for an in-place retry; the next owner reads them again), or until
+// timeout.
 func (t *Tailer) waitIdle(parts []*partition, timeout time.Duration) {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
@@ -420,7 +477,7 @@ func (t *Tailer) waitIdle(parts []*partition, timeout time.Duration) {
 		for _, p := range parts {
 			p.mu.Lock()
 			if p.win != nil && !p.fenced {
-				busy += p.win.InFlight() - p.retrying
+				busy += p.win.InFlight() - p.parked
 			}
 			p.mu.Unlock()
 		}

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -148,7 +149,8 @@ func TestRestartResumesFromCheckpoint(t *testing.T) {
 
 // TestFailuresAndBadInput: fatal outcomes, exhausted retries, records too large for the
 // scheduler and unknown functions all reach the dead-letter topic with their reason and
-// the origin; a flaky record succeeds in place; the partition still reaches its end.
+// the origin; a flaky record succeeds at its third attempt after waiting on the delay
+// rungs; the partition reaches its end.
 func TestFailuresAndBadInput(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 1)
@@ -159,8 +161,11 @@ func TestFailuresAndBadInput(t *testing.T) {
 	end := kafkatest.EndOffsets(t, f.brokers, f.topic)
 
 	var runs executions
+	var attempts sync.Map // payload → attempts seen, in order
 	exec := func(ctx context.Context, w *scheduler.Workload, _ time.Duration) scheduler.Outcome {
 		runs.add(string(w.Payload))
+		seen, _ := attempts.LoadOrStore(string(w.Payload), &[]int{})
+		*seen.(*[]int) = append(*seen.(*[]int), w.Attempt)
 		switch string(w.Payload) {
 		case "fatal":
 			return scheduler.Fatal(scheduler.ReasonFatal, "bad card")
@@ -173,10 +178,17 @@ func TestFailuresAndBadInput(t *testing.T) {
 		}
 		return scheduler.Success()
 	}
-	cfg := f.config("bad", localScheduler(t, exec, 1024), newStore(t, vfs.NewMem()))
-	cfg.MaxAttempts = 3
+	sched := localScheduler(t, exec, 1024)
+	store := newStore(t, vfs.NewMem())
+	cfg := f.config("bad", sched, store)
 	r := start(t, cfg)
+	rungs := f.startRungReaders(t, sched, store)
 	f.waitCommitted(t, cfg.Group, atEnd(end))
+	require.Eventually(t, func() bool { return runs.snapshot()["flaky"] == 3 }, 30*time.Second, time.Millisecond)
+	letters := f.deadLetters(t, 3)
+	for _, rr := range rungs {
+		rr.stop(t)
+	}
 	r.stop(t)
 
 	got := runs.snapshot()
@@ -184,8 +196,20 @@ func TestFailuresAndBadInput(t *testing.T) {
 	require.Equal(t, 3, got["always"], "always failed MaxAttempts times")
 	require.Equal(t, 1, got["fatal"], "fatal is not retried")
 	require.Zero(t, got[values[4]], "too large never ran")
+	flaky, _ := attempts.Load("flaky")
+	require.Equal(t, []int{1, 2, 3}, *flaky.(*[]int), "attempt numbers travel with the retries")
+	require.Equal(t, int64(2), r.Stats().Delayed, "the source sent flaky and always to a rung, once each")
+	require.Equal(t, int64(2), r.Stats().DeadLettered, "the source dead-lettered fatal and too-large")
+	var fromRungs tailer.Stats
+	for _, rr := range rungs {
+		st := rr.Stats()
+		fromRungs.Delayed += st.Delayed
+		fromRungs.DeadLettered += st.DeadLettered
+		fromRungs.Succeeded += st.Succeeded
+	}
+	require.Equal(t, tailer.Stats{Delayed: 2, DeadLettered: 1, Succeeded: 1}, fromRungs,
+		"the rungs sent attempt 2 of flaky and always on, dead-lettered always at attempt 3, and ran flaky's success")
 
-	letters := f.deadLetters(t, 3)
 	byReason := map[string]*kgo.Record{}
 	for _, l := range letters {
 		byReason[header(l, delaystreams.HeaderReason)] = l
@@ -215,31 +239,108 @@ func TestUnknownFunction(t *testing.T) {
 		return scheduler.Success()
 	}
 	cfg := f.config("unknown", localScheduler(t, exec, 0), newStore(t, vfs.NewMem()))
-	cfg.Function = "nope"
+	cfg.Function, cfg.Reader = "nope", f.sourceReader(t, "nope")
 	r := start(t, cfg)
 	f.waitCommitted(t, cfg.Group, atEnd(end))
 	r.stop(t)
+	require.Zero(t, r.Stats().Delayed, "an unknown function is never retried")
 	for _, l := range f.deadLetters(t, 10) {
 		require.Equal(t, "unknown-function", header(l, delaystreams.HeaderReason))
 		require.Equal(t, "nope", header(l, delaystreams.HeaderFunction))
 	}
 }
 
-// flakyDeadLetter fails every send until allowed, then delegates.
-type flakyDeadLetter struct {
-	next    tailer.DeadLetterer
+// TestForgedRungHeaders: records produced straight into a rung topic with garbage or
+// forged kasync headers are clamped and still end in success or the dead letter, with
+// the reason; none stops the rung's partition.
+func TestForgedRungHeaders(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 1)
+	rung := delaystreams.RungTopic(f.prefix, f.rungs[0])
+	now := time.Now()
+	yearAhead := strconv.FormatInt(now.Add(365*24*time.Hour).UnixMilli(), 10)
+	h := func(kv ...string) []kgo.RecordHeader {
+		var out []kgo.RecordHeader
+		for i := 0; i < len(kv); i += 2 {
+			out = append(out, kgo.RecordHeader{Key: kv[i], Value: []byte(kv[i+1])})
+		}
+		return out
+	}
+	origin := func(off int) string { return "orders/0/" + strconv.Itoa(off) }
+	records := []*kgo.Record{
+		{Value: []byte("far"), Headers: h(delaystreams.HeaderFunction, "fn", delaystreams.HeaderAttempt, "-1",
+			delaystreams.HeaderDue, yearAhead, delaystreams.HeaderOrigin, origin(0), delaystreams.HeaderFirstFailure, "soon")},
+		{Value: []byte("garbage"), Headers: h(delaystreams.HeaderFunction, "fn", delaystreams.HeaderAttempt, "abc",
+			delaystreams.HeaderDue, "xyz", delaystreams.HeaderOrigin, origin(1))},
+		{Value: []byte("nofunction"), Headers: h(delaystreams.HeaderAttempt, "1", delaystreams.HeaderOrigin, origin(2))},
+		{Value: []byte("huge"), Headers: h(delaystreams.HeaderFunction, "fn", delaystreams.HeaderAttempt, "99999999999",
+			delaystreams.HeaderOrigin, origin(3))},
+		{Value: []byte("ghost"), Headers: h(delaystreams.HeaderFunction, "ghost", delaystreams.HeaderOrigin, origin(4))},
+	}
+	kafkatest.ProduceN(t, f.brokers, rung, len(records), func(i int) *kgo.Record {
+		r := records[i]
+		r.Topic, r.Partition = rung, 0
+		return r
+	})
+
+	var mu sync.Mutex
+	ran := map[string][]int{}
+	started := map[string]time.Time{}
+	exec := func(ctx context.Context, w *scheduler.Workload, _ time.Duration) scheduler.Outcome {
+		mu.Lock()
+		ran[string(w.Payload)] = append(ran[string(w.Payload)], w.Attempt)
+		started[string(w.Payload)] = time.Now()
+		mu.Unlock()
+		if string(w.Payload) == "huge" {
+			return scheduler.Retriable(scheduler.ReasonError, "still failing")
+		}
+		return scheduler.Success()
+	}
+	sched := localScheduler(t, exec, 0)
+	store := newStore(t, vfs.NewMem())
+	f.startRungReaders(t, sched, store)
+
+	byReason := map[string]*kgo.Record{}
+	for _, l := range f.deadLetters(t, 3) {
+		byReason[header(l, delaystreams.HeaderReason)] = l
+	}
+	require.Equal(t, "nofunction", string(byReason[string(delaystreams.ReasonInvalidHeaders)].Value))
+	require.Equal(t, "huge", string(byReason["exhausted"].Value), "a forged attempt count cannot retry for ever")
+	require.Equal(t, strconv.Itoa(delaystreams.MaxAttempt), header(byReason["exhausted"], delaystreams.HeaderAttempt))
+	require.Equal(t, "ghost", string(byReason["unknown-function"].Value))
+	require.Equal(t, origin(4), header(byReason["unknown-function"], delaystreams.HeaderOrigin))
+
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(ran["far"]) == 1 && len(ran["garbage"]) == 1
+	}, 30*time.Second, time.Millisecond, "the clamped records ran")
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, []int{2}, ran["garbage"], "a garbage attempt counts as 1: this run is the second")
+	require.Equal(t, []int{2}, ran["far"], "attempt -1 is clamped to 1")
+	require.GreaterOrEqual(t, started["far"].Sub(now), fixtureMaxDelay-50*time.Millisecond,
+		"a due time a year ahead is clamped to MaxDelay, not run at once")
+	require.Equal(t, []int{delaystreams.MaxAttempt}, ran["huge"])
+	require.Empty(t, ran["nofunction"])
+	require.Equal(t, []int{delaystreams.MaxAttempt}, ran["huge"])
+}
+
+// flakyProducer fails every produce until allowed, then delegates.
+type flakyProducer struct {
+	next    tailer.Producer
 	allow   chan struct{}
 	refused atomic.Int64
 }
 
-func (d *flakyDeadLetter) Send(ctx context.Context, letters []tailer.Letter) []error {
+func (d *flakyProducer) Produce(ctx context.Context, recs []*kgo.Record) []error {
 	select {
 	case <-d.allow:
-		return d.next.Send(ctx, letters)
+		return d.next.Produce(ctx, recs)
 	default:
 	}
 	d.refused.Add(1)
-	errs := make([]error, len(letters))
+	errs := make([]error, len(recs))
 	for i := range errs {
 		errs[i] = fmt.Errorf("broker unavailable (test)")
 	}
@@ -264,9 +365,9 @@ func TestDeadLetterFailureHoldsCheckpoint(t *testing.T) {
 		return scheduler.Success()
 	}
 	store := newStore(t, vfs.NewMem())
-	dl := &flakyDeadLetter{next: f.dl, allow: make(chan struct{})}
+	dl := &flakyProducer{next: f.router, allow: make(chan struct{})}
 	cfg := f.config("dlq-down", localScheduler(t, exec, 0), store)
-	cfg.DeadLetter = dl
+	cfg.Producer = dl
 	r := start(t, cfg)
 
 	// Every other record completes and is checkpointed above the held one.

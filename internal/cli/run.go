@@ -9,10 +9,10 @@ import (
 )
 
 func runNode(ctx context.Context, e env, args []string) error {
-	f := newFlags(e, "run", "--config FILE [--roles tailer,scheduler] [--scheduler ADDR]")
+	f := newFlags(e, "run", "--config FILE [--roles tailer,scheduler,delay] [--scheduler ADDR]")
 	path := f.String("config", "", "the config file (required)")
-	roles := f.String("roles", "", "comma-separated roles to run: tailer, scheduler (default: all)")
-	schedAddr := f.String("scheduler", "", "with --roles tailer: the scheduler's gRPC address")
+	roles := f.String("roles", "", "comma-separated roles to run: tailer, scheduler, delay (default: all)")
+	schedAddr := f.String("scheduler", "", "with --roles tailer or delay but not scheduler: the scheduler's gRPC address")
 	log, err := f.setup(e, args)
 	if err != nil {
 		return err
@@ -25,8 +25,8 @@ func runNode(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if r.Tailer && !r.Scheduler && *schedAddr == "" {
-		return usagef("--roles tailer needs --scheduler ADDR (the gRPC address of a node running the scheduler role)")
+	if (r.Tailer || r.Delay) && !r.Scheduler && *schedAddr == "" {
+		return usagef("--roles tailer and delay need --scheduler ADDR (the gRPC address of a node running the scheduler role), or add the scheduler role")
 	}
 	n, err := node.Start(ctx, node.Options{Config: cfg, Roles: r, SchedulerAddr: *schedAddr, Logger: log})
 	if err != nil {
@@ -47,12 +47,12 @@ func parseRoles(s string) (node.Roles, error) {
 		case "scheduler":
 			r.Scheduler = true
 		case "delay":
-			return r, usagef("--roles: the delay role arrives with the delay ladder; use tailer and/or scheduler")
+			r.Delay = true
 		default:
-			return r, usagef("--roles: unknown role %q; use tailer, scheduler or both (comma-separated)", role)
+			return r, usagef("--roles: unknown role %q; use tailer, scheduler and/or delay (comma-separated)", role)
 		}
 	}
-	if !r.Tailer && !r.Scheduler {
+	if !r.Tailer && !r.Scheduler && !r.Delay {
 		return r, usageError{errors.New("--roles: name at least one role")}
 	}
 	return r, nil

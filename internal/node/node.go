@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -31,11 +32,12 @@ import (
 
 // Roles says which parts a node runs. The zero value runs all of them.
 type Roles struct {
-	Tailer    bool
-	Scheduler bool
+	Tailer    bool // the tailers of the config's source topics
+	Scheduler bool // the scheduler and its gRPC API
+	Delay     bool // the delay readers, one per rung topic
 }
 
-func (r Roles) all() bool { return !r.Tailer && !r.Scheduler }
+func (r Roles) all() bool { return !r.Tailer && !r.Scheduler && !r.Delay }
 
 // Options configure a node.
 type Options struct {
@@ -65,7 +67,10 @@ type Node struct {
 	httpLis  net.Listener
 	producer *kgo.Client
 	conn     *grpc.ClientConn
-	tailers  []*tailer.Tailer
+	reg      *prometheus.Registry
+	router   *delaystreams.Router
+	guard    *delaystreams.Guard
+	tailers  []*tailer.Tailer // source tailers, then delay readers
 
 	done chan struct{}
 	err  error
@@ -85,11 +90,12 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 		opts.Registry = kruntime.NewRegistry()
 	}
 	runTailers := opts.Roles.all() || opts.Roles.Tailer
+	runDelay := opts.Roles.all() || opts.Roles.Delay
 	runScheduler := opts.Roles.all() || opts.Roles.Scheduler
-	if runTailers && !runScheduler && opts.SchedulerAddr == "" {
-		return nil, errors.New("node: the tailer role without the scheduler role needs a scheduler address (--scheduler ADDR)")
+	if (runTailers || runDelay) && !runScheduler && opts.SchedulerAddr == "" {
+		return nil, errors.New("node: the tailer and delay roles without the scheduler role need a scheduler address (--scheduler ADDR)")
 	}
-	n := &Node{opts: opts, cfg: opts.Config, log: opts.Logger, done: make(chan struct{})}
+	n := &Node{opts: opts, cfg: opts.Config, log: opts.Logger, done: make(chan struct{}), reg: prometheus.NewRegistry()}
 	defer func() {
 		if err != nil {
 			n.closeAll()
@@ -106,8 +112,8 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 	if err := n.startHTTP(); err != nil {
 		return nil, err
 	}
-	if runTailers {
-		if err := n.buildTailers(ctx); err != nil {
+	if runTailers || runDelay {
+		if err := n.buildTailers(ctx, runTailers, runDelay); err != nil {
 			return nil, err
 		}
 	}
@@ -180,13 +186,16 @@ func (n *Node) startHTTP() error {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	mux.Handle("GET /metrics", promhttp.Handler())
+	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{prometheus.DefaultGatherer, n.reg}, promhttp.HandlerOpts{}))
 	n.httpLis = lis
 	n.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return nil
 }
 
-func (n *Node) buildTailers(ctx context.Context) error {
+// buildTailers builds what reads Kafka: the checkpoint store, the producer, the delay
+// ladder's topics and router, the storm guard, and then the source tailers (tailer
+// role) and one delay reader per rung topic (delay role).
+func (n *Node) buildTailers(ctx context.Context, sources, rungs bool) error {
 	dir := filepath.Join(n.cfg.Node.DataDir, "checkpoints")
 	// One store for all tailers, syncing at most once per checkpoint interval.
 	store, err := checkpoint.OpenPebble(checkpoint.PebbleOptions{Dir: dir, Logger: n.log,
@@ -209,63 +218,159 @@ func (n *Node) buildTailers(ctx context.Context) error {
 		return fmt.Errorf("node: kafka producer: %w", err)
 	}
 	adm := kadm.NewClient(n.producer)
-	if err := kafka.EnsureTopics(ctx, adm, map[string]int32{n.cfg.DeadLetter.Topic: 0}); err != nil {
-		return fmt.Errorf("node: dead_letter.topic %s: %w", n.cfg.DeadLetter.Topic, err)
+	if err := n.ensureTopics(ctx, adm); err != nil {
+		return err
 	}
-	n.warnMissingSourceTopics(ctx, adm)
-	dl, err := delaystreams.NewDeadLetterWriter(n.producer, n.cfg.DeadLetter.Topic)
-	if err != nil {
+	if sources {
+		n.warnMissingSourceTopics(ctx, adm)
+	}
+	if err := n.buildRouter(); err != nil {
 		return err
 	}
 
-	var sched tailer.Scheduler
+	sched, err := n.tailerScheduler()
+	if err != nil {
+		return err
+	}
+	common := func(tc tailer.Config) tailer.Config {
+		tc.ClientOpts = base
+		tc.CommitInterval = n.cfg.Checkpoint.Interval.Std()
+		tc.CommitCount = n.cfg.Checkpoint.MaxPending
+		tc.Scheduler = sched
+		tc.Store = store
+		tc.Producer = n.router
+		if n.guard != nil {
+			tc.Guard = n.guard
+			tc.StormRetryMin = n.cfg.StormGuard.RetryMin.Std()
+			tc.StormRetryMax = n.cfg.StormGuard.RetryMax.Std()
+		}
+		tc.Logger = n.log
+		return tc
+	}
+	if sources {
+		for i, tc := range n.cfg.Tailers {
+			reader, err := delaystreams.NewSourceReader(n.router, tc.Function)
+			if err != nil {
+				return fmt.Errorf("node: tailers[%d]: %w", i, err)
+			}
+			tl, err := tailer.New(common(tailer.Config{
+				Name:          tc.Name,
+				Topic:         tc.Topic,
+				Function:      tc.Function,
+				Group:         tc.Group,
+				Start:         tailer.Start(tc.Start),
+				MaxRecords:    tc.Batch.MaxRecords,
+				MaxWait:       tc.Batch.MaxWait.Std(),
+				MaxInFlight:   tc.MaxInFlight,
+				RevokeTimeout: tc.RevokeTimeout.Std(),
+				Reader:        reader,
+			}))
+			if err != nil {
+				return fmt.Errorf("node: tailers[%d]: %w", i, err)
+			}
+			n.tailers = append(n.tailers, tl)
+		}
+	}
+	if rungs {
+		for i := range n.cfg.Delay.Rungs {
+			reader, err := delaystreams.NewRungReader(n.router, i, n.log)
+			if err != nil {
+				return fmt.Errorf("node: delay.rungs[%d]: %w", i, err)
+			}
+			// The group is named after the rung topic: every node's reader of a rung
+			// shares its partitions.
+			tl, err := tailer.New(common(tailer.Config{
+				Name:        reader.Topic(),
+				Topic:       reader.Topic(),
+				Group:       reader.Topic(),
+				Start:       tailer.StartEarliest,
+				MaxInFlight: n.cfg.Delay.MaxInFlight,
+				Reader:      reader,
+			}))
+			if err != nil {
+				return fmt.Errorf("node: delay.rungs[%d]: %w", i, err)
+			}
+			n.tailers = append(n.tailers, tl)
+		}
+	}
+	return nil
+}
+
+// ensureTopics creates the rung and dead-letter topics when missing and refuses to
+// start when an existing one could lose a waiting record.
+func (n *Node) ensureTopics(ctx context.Context, adm *kadm.Client) error {
+	rungs := make([]time.Duration, len(n.cfg.Delay.Rungs))
+	for i, r := range n.cfg.Delay.Rungs {
+		rungs[i] = r.Std()
+	}
+	plan := delaystreams.TopicPlan{
+		Prefix:                 n.cfg.Delay.TopicPrefix,
+		Rungs:                  rungs,
+		DeadLetter:             n.cfg.DeadLetter.Topic,
+		Partitions:             n.cfg.Delay.Partitions,
+		Replication:            n.cfg.Delay.Replication,
+		DeadLetterMinRetention: n.cfg.DeadLetter.MinRetention.Std(),
+	}
+	if err := delaystreams.EnsureTopics(ctx, adm, plan, n.log); err != nil {
+		return fmt.Errorf("node: delay rung and dead-letter topics (delay, dead_letter): %w", err)
+	}
+	return nil
+}
+
+// buildRouter builds the ladder, the retry policies, the router and the storm guard.
+func (n *Node) buildRouter() error {
+	rungs := make([]time.Duration, len(n.cfg.Delay.Rungs))
+	for i, r := range n.cfg.Delay.Rungs {
+		rungs[i] = r.Std()
+	}
+	ladder, err := delaystreams.NewLadder(rungs, n.cfg.Delay.Tolerance.Std())
+	if err != nil {
+		return fmt.Errorf("node: delay: %w", err)
+	}
+	policies := make(map[string]delaystreams.RetryPolicy, len(n.cfg.Functions))
+	for _, f := range n.cfg.Functions {
+		backoff := make([]time.Duration, len(f.Retry.Backoff))
+		for j, d := range f.Retry.Backoff {
+			backoff[j] = d.Std()
+		}
+		policies[f.Name] = delaystreams.RetryPolicy{MaxAttempts: f.Retry.MaxAttempts, Backoff: backoff, Jitter: retryJitter}
+	}
+	n.router, err = delaystreams.NewRouter(n.producer, delaystreams.RouterConfig{
+		Ladder: ladder, TopicPrefix: n.cfg.Delay.TopicPrefix, DeadLetter: n.cfg.DeadLetter.Topic, Policies: policies,
+	})
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	if g := n.cfg.StormGuard; !g.Disabled {
+		n.guard, err = delaystreams.NewGuard(delaystreams.GuardConfig{Window: g.Window.Std(), MinOutcomes: g.MinOutcomes,
+			Threshold: g.Threshold, Logger: n.log, Registerer: n.reg})
+		if err != nil {
+			return fmt.Errorf("node: storm_guard: %w", err)
+		}
+	}
+	return nil
+}
+
+// retryJitter spreads each retry's delay over ±10%, so that a burst of failures does
+// not come back as a burst.
+const retryJitter = 0.2
+
+// tailerScheduler is where the node's tailers push: the scheduler in this process, or
+// the one at SchedulerAddr.
+func (n *Node) tailerScheduler() (tailer.Scheduler, error) {
 	if n.sched != nil {
-		window := 0
+		window := n.cfg.Delay.MaxInFlight
 		for _, t := range n.cfg.Tailers {
 			window = max(window, t.MaxInFlight)
 		}
-		sched = scheduler.NewLocal(n.sched, window)
-	} else {
-		conn, err := grpc.NewClient(n.opts.SchedulerAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			return fmt.Errorf("node: scheduler address %q: %w", n.opts.SchedulerAddr, err)
-		}
-		n.conn = conn
-		sched = rpc.NewClient(conn, rpc.ClientOptions{Logger: n.log})
+		return scheduler.NewLocal(n.sched, window), nil
 	}
-
-	for i, tc := range n.cfg.Tailers {
-		fn, _ := n.cfg.Function(tc.Function)
-		backoff := make([]time.Duration, len(fn.Retry.Backoff))
-		for j, d := range fn.Retry.Backoff {
-			backoff[j] = d.Std()
-		}
-		tl, err := tailer.New(tailer.Config{
-			Name:           tc.Name,
-			Topic:          tc.Topic,
-			Function:       tc.Function,
-			Group:          tc.Group,
-			Start:          tailer.Start(tc.Start),
-			ClientOpts:     base,
-			MaxRecords:     tc.Batch.MaxRecords,
-			MaxWait:        tc.Batch.MaxWait.Std(),
-			MaxInFlight:    tc.MaxInFlight,
-			RevokeTimeout:  tc.RevokeTimeout.Std(),
-			CommitInterval: n.cfg.Checkpoint.Interval.Std(),
-			CommitCount:    n.cfg.Checkpoint.MaxPending,
-			MaxAttempts:    fn.Retry.MaxAttempts,
-			Backoff:        backoff,
-			Scheduler:      sched,
-			Store:          store,
-			DeadLetter:     dl,
-			Logger:         n.log,
-		})
-		if err != nil {
-			return fmt.Errorf("node: tailers[%d]: %w", i, err)
-		}
-		n.tailers = append(n.tailers, tl)
+	conn, err := grpc.NewClient(n.opts.SchedulerAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("node: scheduler address %q: %w", n.opts.SchedulerAddr, err)
 	}
-	return nil
+	n.conn = conn
+	return rpc.NewClient(conn, rpc.ClientOptions{Logger: n.log}), nil
 }
 
 // warnMissingSourceTopics says once, loudly, which source topics do not exist: kasync

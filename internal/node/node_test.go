@@ -20,19 +20,29 @@ import (
 	kruntime "github.com/kasync/kasync/runtime"
 )
 
-// testConfig is a valid config for one tailer of fn on topic, on loopback port 0.
-func testConfig(t *testing.T, brokers []string, topic string) *config.Config {
+// testConfig is a valid config for one tailer of fn on topic, on loopback port 0, with
+// a millisecond delay ladder (20ms, 50ms, 200ms) on topics of its own.
+func testConfig(t *testing.T, brokers []string, topic string, edit ...func(*config.Config)) *config.Config {
 	t.Helper()
 	cfg := &config.Config{
-		Kafka:      config.Kafka{Brokers: brokers},
-		Node:       config.Node{DataDir: t.TempDir(), GRPCListen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0"},
-		DeadLetter: config.DeadLetter{Topic: kafkatest.NewTopic(t, brokers, 1)},
+		Kafka: config.Kafka{Brokers: brokers},
+		Node:  config.Node{DataDir: t.TempDir(), GRPCListen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0"},
+		Delay: config.Delay{
+			TopicPrefix: kafkatest.TopicName(t),
+			Rungs:       []config.Duration{config.Duration(20 * time.Millisecond), config.Duration(50 * time.Millisecond), config.Duration(200 * time.Millisecond)},
+			Tolerance:   config.Duration(5 * time.Millisecond),
+			Partitions:  2,
+		},
+		DeadLetter: config.DeadLetter{Topic: kafkatest.TopicName(t) + "-dlq"},
 		Checkpoint: config.Checkpoint{Interval: config.Duration(20 * time.Millisecond)},
 		Functions: []config.Function{{
 			Name: "fn", Concurrency: 256, Timeout: config.Duration(30 * time.Second),
 			Retry: config.Retry{MaxAttempts: 3, Backoff: []config.Duration{config.Duration(10 * time.Millisecond)}},
 		}},
 		Tailers: []config.Tailer{{Name: "t", Topic: topic, Function: "fn", RevokeTimeout: config.Duration(time.Second)}},
+	}
+	for _, e := range edit {
+		e(cfg)
 	}
 	cfg.WithDefaults()
 	require.NoError(t, cfg.Validate())

@@ -29,7 +29,8 @@ func runDev(ctx context.Context, e env, args []string) error {
 	if len(cfg.Kafka.Brokers) != 1 {
 		return usagef("kafka.brokers: kasync dev runs one embedded broker; name exactly one loopback address like 127.0.0.1:9092")
 	}
-	topics := map[string]int32{cfg.DeadLetter.Topic: 0}
+	// The node creates the rung and dead-letter topics itself, with the configs they need.
+	topics := map[string]int32{}
 	for _, t := range cfg.Tailers {
 		topics[t.Topic] = 0
 	}

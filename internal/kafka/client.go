@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
@@ -151,38 +150,6 @@ func ProducerOpts() []kgo.Opt {
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(ProducerLinger),
 	}
-}
-
-// EnsureTopics creates the topics that do not exist yet (name to partition
-// count; 0 or less means the broker's default) with the broker's default
-// replication factor. Existing topics are left as they are.
-func EnsureTopics(ctx context.Context, adm *kadm.Client, topics map[string]int32) error {
-	byPartitions := map[int32][]string{}
-	for name, p := range topics {
-		if p <= 0 {
-			p = -1
-		}
-		byPartitions[p] = append(byPartitions[p], name)
-	}
-	var errs []error
-	for p, names := range byPartitions {
-		resps, err := adm.CreateTopics(ctx, p, -1, nil, names...)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("kafka: create topics %v: %w", names, err))
-			continue
-		}
-		for _, r := range resps.Sorted() {
-			if r.Err == nil || errors.Is(r.Err, kerr.TopicAlreadyExists) {
-				continue
-			}
-			msg := ""
-			if r.ErrMessage != "" {
-				msg = " (" + r.ErrMessage + ")"
-			}
-			errs = append(errs, fmt.Errorf("kafka: create topic %q: %w%s", r.Topic, r.Err, msg))
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // quieter lowers every record one slog level before handing it on, so

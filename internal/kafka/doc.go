@@ -1,8 +1,8 @@
 // Package kafka builds franz-go clients the way every kasync part needs them:
 // seed brokers, client ID, TLS, SASL and logging from one small struct
 // (ClientConfig), the producer settings that kasync's durability rests on
-// (ProducerOpts), and topic creation that tolerates existing topics
-// (EnsureTopics). It does not know about kasync's YAML configuration; the
+// (ProducerOpts). Topics kasync needs are created and checked by
+// delaystreams.EnsureTopics. It does not know about kasync's YAML configuration; the
 // caller copies the relevant fields into a ClientConfig.
 //
 // Invariants:
@@ -16,12 +16,11 @@
 //     DESIGN invariant 1 (no loss) depends on this: a delay or dead-letter
 //     record counts as durable only when such a producer's promise reports
 //     success.
-//  3. EnsureTopics is idempotent: a topic that already exists is success.
-//  4. The client's own logs go to the configured slog.Logger one level
+//  3. The client's own logs go to the configured slog.Logger one level
 //     quieter than franz-go emits them: franz-go's per-connection and
 //     per-rebalance info lines become debug, its warnings and errors stay
 //     warnings and errors.
-//  5. LoadTLS never returns a config that silently ignores a file it was
+//  4. LoadTLS never returns a config that silently ignores a file it was
 //     given: an unreadable or empty CA file, or a certificate without its key,
 //     is an error naming the file.
 package kafka

@@ -88,7 +88,7 @@ type rungRecord struct {
 }
 
 // readRungs reads every record of the config's rung topics.
-func readRungs(t *testing.T, brokers []string, cfg *config.Config) []rungRecord {
+func readRungs(t testing.TB, brokers []string, cfg *config.Config) []rungRecord {
 	t.Helper()
 	topics := map[string]time.Duration{}
 	var names []string

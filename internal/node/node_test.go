@@ -80,14 +80,14 @@ func (c *counter) requireExactlyOnce(t *testing.T, n int) {
 	}
 }
 
-func produce(t *testing.T, brokers []string, topic string, n int) map[int32]int64 {
+func produce(t testing.TB, brokers []string, topic string, n int) map[int32]int64 {
 	kafkatest.ProduceN(t, brokers, topic, n, func(i int) *kgo.Record {
 		return &kgo.Record{Key: []byte("k" + strconv.Itoa(i%101)), Value: []byte("e-" + strconv.Itoa(i))}
 	})
 	return kafkatest.EndOffsets(t, brokers, topic)
 }
 
-func waitCommitted(t *testing.T, brokers []string, group, topic string, end map[int32]int64) {
+func waitCommitted(t testing.TB, brokers []string, group, topic string, end map[int32]int64) {
 	t.Helper()
 	require.Eventually(t, func() bool {
 		c := kafkatest.CommittedOffsets(t, brokers, group, topic)
@@ -106,7 +106,7 @@ type started struct {
 	cancel context.CancelFunc
 }
 
-func start(t *testing.T, opts node.Options) *started {
+func start(t testing.TB, opts node.Options) *started {
 	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = quiet()
@@ -122,7 +122,7 @@ func start(t *testing.T, opts node.Options) *started {
 	return s
 }
 
-func (s *started) stop(t *testing.T) {
+func (s *started) stop(t testing.TB) {
 	t.Helper()
 	s.cancel()
 	done := make(chan error, 1)

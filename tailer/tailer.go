@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -366,6 +367,8 @@ func (t *Tailer) assigned(_ context.Context, cl *kgo.Client, m map[string][]int3
 // adjustOffsets starts each new partition from the greater of its local checkpoint and
 // the offset committed to the group, and remembers the offsets done above it.
 func (t *Tailer) adjustOffsets(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	var fresh []int32
+	var resumed []string
 	for p, o := range offsets[t.cfg.Topic] {
 		t.mu.Lock()
 		part := t.parts[p]
@@ -393,15 +396,19 @@ func (t *Tailer) adjustOffsets(ctx context.Context, offsets map[string]map[int32
 		part.win = newWindow(start)
 		part.skip = skip
 		part.mu.Unlock()
-		from, groupCommit := any(start), any(committed)
-		if start < 0 {
-			from = "the " + string(t.cfg.Start) + " offset (no checkpoint yet)"
+		// One log line per assignment, not per partition: a rung reader owns dozens.
+		switch {
+		case start < 0:
+			fresh = append(fresh, p)
+		default:
+			resumed = append(resumed, fmt.Sprintf("%d@%d(group %d, local %t, skip %d)", p, start, committed, ok, skip.NumRanges()))
 		}
-		if committed < 0 {
-			groupCommit = "none"
-		}
-		t.log.Info("partition resumes", "partition", p, "from", from, "group_commit", groupCommit,
-			"local_checkpoint", ok, "skip_ranges", skip.NumRanges())
+	}
+	if len(fresh) > 0 || len(resumed) > 0 {
+		slices.Sort(fresh)
+		slices.Sort(resumed)
+		t.log.Info("partitions resume", "from_checkpoint", resumed,
+			"from_"+string(t.cfg.Start)+"_no_checkpoint_yet", fresh)
 	}
 	return offsets, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kasync/kasync/delaystreams"
 	"github.com/kasync/kasync/internal/config"
 	"github.com/kasync/kasync/internal/kafkatest"
 	"github.com/kasync/kasync/internal/node"
@@ -235,4 +236,22 @@ func TestMissingSourceTopicIsReported(t *testing.T) {
 	start(t, node.Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	require.Contains(t, logs.String(), "source topic does not exist")
 	require.Contains(t, logs.String(), "field=tailers[0].topic")
+}
+
+// TestUnfitRungTopicIsRefused: a rung topic that could delete a waiting retry (retention
+// shorter than kasync needs) stops the node at start, with the topic, the config at
+// fault and the command that fixes it.
+func TestUnfitRungTopicIsRefused(t *testing.T) {
+	t.Parallel()
+	brokers := kafkatest.Brokers(t)
+	cfg := testConfig(t, brokers, kafkatest.NewTopic(t, brokers, 1))
+	rung := delaystreams.RungTopic(cfg.Delay.TopicPrefix, cfg.Delay.Rungs[0].Std())
+	short := "1000"
+	_, err := kafkatest.Admin(t, brokers).CreateTopic(context.Background(), 1, -1, map[string]*string{"retention.ms": &short}, rung)
+	require.NoError(t, err)
+	_, err = node.Start(context.Background(), node.Options{Config: cfg, Logger: quiet()})
+	require.Error(t, err)
+	require.ErrorContains(t, err, "topic "+rung)
+	require.ErrorContains(t, err, "retention.ms is 1000")
+	require.ErrorContains(t, err, "kafka-configs")
 }

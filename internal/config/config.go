@@ -12,8 +12,10 @@ import (
 
 // Defaults. They are the values DESIGN.md documents; change them only together with it.
 const (
-	DefaultBroker           = "127.0.0.1:9092"
-	DefaultClientID         = "kasync"
+	DefaultBroker   = "127.0.0.1:9092"
+	DefaultClientID = "kasync"
+	// DefaultSessionTimeout is Kafka's default consumer group session timeout.
+	DefaultSessionTimeout   = 45 * time.Second
 	DefaultDataDir          = "./kasync-data"
 	DefaultGRPCListen       = "127.0.0.1:7070"
 	DefaultHTTPListen       = "127.0.0.1:8080"
@@ -102,6 +104,11 @@ type Kafka struct {
 	TLS      *TLS     `yaml:"tls,omitempty"`
 	SASL     *SASL    `yaml:"sasl,omitempty"`
 	ClientID string   `yaml:"client_id"`
+	// SessionTimeout is how long a node's consumer groups wait for a node that stopped
+	// without leaving (killed, machine lost) before its partitions are assigned again,
+	// also to the same node restarted. A clean stop hands partitions over at once.
+	// Default 45s; brokers accept 6s to 30m unless configured otherwise.
+	SessionTimeout Duration `yaml:"session_timeout"`
 }
 
 // TLS enables TLS to the brokers. Empty files mean: system roots, no client certificate.
@@ -256,6 +263,7 @@ func (c *Config) WithDefaults() *Config {
 		c.Kafka.Brokers = []string{DefaultBroker}
 	}
 	setString(&c.Kafka.ClientID, DefaultClientID)
+	setDuration(&c.Kafka.SessionTimeout, DefaultSessionTimeout)
 	setString(&c.Node.DataDir, DefaultDataDir)
 	setString(&c.Node.GRPCListen, DefaultGRPCListen)
 	setString(&c.Node.HTTPListen, DefaultHTTPListen)

@@ -23,6 +23,7 @@ kafka:
   # host:port of the brokers; several from the environment: [${KAFKA_BROKERS:-127.0.0.1:9092}]
   brokers: ["127.0.0.1:9092"]
   client_id: kasync
+  session_timeout: 45s                        # a killed node's partitions wait this long before they move
   # tls: {ca_file: ca.pem, cert_file: client.pem, key_file: client-key.pem}
   # sasl: {mechanism: SCRAM-SHA-512, username: kasync, password: "${KAFKA_PASSWORD}"}
 

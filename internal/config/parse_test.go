@@ -51,7 +51,7 @@ func TestParseAppliesDefaults(t *testing.T) {
 	c, err := parse([]byte("functions: [{name: f}]\ntailers: [{name: t, topic: in, function: f}]\n"), "min.yaml", noEnv)
 	require.NoError(t, err)
 	want := &Config{
-		Kafka: Kafka{Brokers: []string{"127.0.0.1:9092"}, ClientID: "kasync"},
+		Kafka: Kafka{Brokers: []string{"127.0.0.1:9092"}, ClientID: "kasync", SessionTimeout: Duration(45 * time.Second)},
 		Node:  Node{DataDir: "./kasync-data", GRPCListen: "127.0.0.1:7070", HTTPListen: "127.0.0.1:8080", MaxWorkloadBytes: 1 << 20},
 		Delay: Delay{TopicPrefix: "kasync.delay", Rungs: DefaultRungs(), Tolerance: Duration(15 * time.Second),
 			Partitions: 12, Replication: 0, MaxInFlight: 10000},
@@ -115,7 +115,7 @@ func TestParseProblems(t *testing.T) {
 		{"bare number duration", "checkpoint: {interval: 30}", "checkpoint.interval", 1, `"30" is not a duration`},
 		{"duration as list", "checkpoint: {interval: [1s]}", "checkpoint.interval", 1, "want a duration like 30s, not a list"},
 		{"list wanted", "delay: {rungs: 30s}", "delay.rungs", 1, `want a list like [a, b], not a single value ("30s")`},
-		{"mapping wanted", "kafka: [a]", "kafka", 1, "want a mapping of keys (brokers, tls, sasl, client_id), not a list"},
+		{"mapping wanted", "kafka: [a]", "kafka", 1, "want a mapping of keys (brokers, tls, sasl, client_id, session_timeout), not a list"},
 		{"string wanted", "node: {data_dir: {a: b}}", "node.data_dir", 1, "want a string, not a mapping"},
 		{"explicit zero concurrency", "functions:\n  - name: f\n    concurrency: 0\n", "functions[0].concurrency", 3, "0 is not allowed; use at least 1, or leave the key out for the default"},
 		{"explicit zero timeout", "functions: [{name: f, timeout: 0}]", "functions[0].timeout", 1, "0 is not allowed; use a positive duration like 30s"},

@@ -75,6 +75,9 @@ func (c *Config) validateKafka(l *problemList) {
 	if strings.TrimSpace(c.Kafka.ClientID) == "" {
 		l.add("kafka.client_id", "empty; name the client, like %q", DefaultClientID)
 	}
+	if st := c.Kafka.SessionTimeout.Std(); st < time.Second || st > 30*time.Minute {
+		l.add("kafka.session_timeout", "%s is out of range; use 1s to 30m (brokers accept 6s to 30m by default), like 45s", c.Kafka.SessionTimeout)
+	}
 }
 
 func (c *Config) validateNode(l *problemList) {
@@ -294,6 +297,7 @@ func (c *Config) explicitZeros(l *problemList) {
 		}
 	}
 	emptyList("kafka.brokers", len(c.Kafka.Brokers), `["`+DefaultBroker+`"]`)
+	zeroDur("kafka.session_timeout", c.Kafka.SessionTimeout, "45s")
 	if c.Node.MaxWorkloadBytes == 0 && set("node.max_workload_bytes") {
 		l.add("node.max_workload_bytes", "0 is not allowed; use at least %d (1 KiB), or leave the key out for 1 MiB", minWorkloadBytes)
 	}

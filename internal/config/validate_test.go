@@ -59,6 +59,8 @@ func TestValidateProblems(t *testing.T) {
 		{"sasl no user", func(c *Config) { c.Kafka.SASL = &SASL{Mechanism: SASLPlain, Password: "p"} }, "kafka.sasl.username", "missing; SASL needs a username"},
 		{"sasl no password", func(c *Config) { c.Kafka.SASL = &SASL{Mechanism: SASLPlain, Username: "u"} }, "kafka.sasl.password", "missing; SASL needs a password (use ${VAR} to read it from the environment)"},
 		{"client id", func(c *Config) { c.Kafka.ClientID = " " }, "kafka.client_id", `empty; name the client, like "kasync"`},
+		{"session timeout short", func(c *Config) { c.Kafka.SessionTimeout = d("500ms") }, "kafka.session_timeout", "500ms is out of range; use 1s to 30m (brokers accept 6s to 30m by default), like 45s"},
+		{"session timeout long", func(c *Config) { c.Kafka.SessionTimeout = d("31m") }, "kafka.session_timeout", "31m is out of range; ..."},
 		// node
 		{"data dir", func(c *Config) { c.Node.DataDir = "" }, "node.data_dir", `empty; name a directory for checkpoints, like "./kasync-data"`},
 		{"grpc listen", func(c *Config) { c.Node.GRPCListen = "7070" }, "node.grpc_listen", `"7070" is not host:port; write host:port, like "127.0.0.1:7070" (port 0 picks a free one)`},

@@ -232,8 +232,9 @@ func (n *Node) buildTailers(ctx context.Context, sources, rungs bool) error {
 	if err != nil {
 		return err
 	}
+	groupOpts := append(append([]kgo.Opt(nil), base...), kgo.SessionTimeout(n.cfg.Kafka.SessionTimeout.Std()))
 	common := func(tc tailer.Config) tailer.Config {
-		tc.ClientOpts = base
+		tc.ClientOpts = groupOpts
 		tc.CommitInterval = n.cfg.Checkpoint.Interval.Std()
 		tc.CommitCount = n.cfg.Checkpoint.MaxPending
 		tc.Scheduler = sched

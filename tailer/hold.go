@@ -60,30 +60,41 @@ func (h *holdHeap) Pop() any {
 	return it
 }
 
-// holdLoop wakes when a held partition's head is due (one timer for all partitions: no
-// polling, no busy waiting) and asks the Reader again about its held records, in
-// order, until one must wait again.
+// holdLoop wakes when a held partition's head is due and asks the Reader again about
+// its held records, in order, until one must wait again.
 func (t *Tailer) holdLoop(ctx context.Context) {
+	var due []*partition
+	t.dueLoop(ctx, t.holds.wake, func(now time.Time, run []*entry) ([]*entry, time.Duration) {
+		var wait time.Duration
+		due, wait = t.holds.due(now, due[:0])
+		for _, p := range due {
+			run = t.releaseHeld(p, run)
+		}
+		clear(due)
+		return run, wait
+	})
+}
+
+// dueLoop is the loop of in-place retries and held records: whenever woken (by wake, or
+// by one timer set to the next due time — no polling, no busy waiting), take collects
+// the entries due at now and says how long until the next one; they are pushed to the
+// scheduler. It returns when ctx is done, or when a push fails (only on shutdown; the
+// records stay below the checkpoint).
+func (t *Tailer) dueLoop(ctx context.Context, wake <-chan struct{}, take func(now time.Time, run []*entry) ([]*entry, time.Duration)) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	var (
-		due   []*partition
 		run   []*entry
 		batch []scheduler.Pushed
 	)
 	for {
 		var wait time.Duration
-		due, wait = t.holds.due(time.Now(), due[:0])
-		for _, p := range due {
-			run = t.releaseHeld(p, run)
-		}
-		clear(due)
+		run, wait = take(time.Now(), run[:0])
 		batch = t.register(run, batch[:0])
 		clear(run)
-		run = run[:0]
 		if len(batch) > 0 {
 			if err := t.stream.Push(ctx, batch); err != nil {
-				return // only on shutdown; the records stay below the checkpoint
+				return
 			}
 			continue
 		}
@@ -91,7 +102,7 @@ func (t *Tailer) holdLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.holds.wake:
+		case <-wake:
 		case <-timer.C:
 		}
 	}

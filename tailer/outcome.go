@@ -198,41 +198,24 @@ func (h *entryHeap) Pop() any {
 }
 
 // retryLoop pushes entries waiting for an in-place retry again when they are due, with
-// the same attempt number (see ActionRetry).
+// the same attempt number (see ActionRetry). Those of a partition no longer ours, or
+// being revoked, are dropped: the partition's next owner runs them.
 func (t *Tailer) retryLoop(ctx context.Context) {
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	var due []*entry
-	var batch []scheduler.Pushed
-	for {
-		var wait time.Duration
-		due, wait = t.retries.due(time.Now(), due[:0])
-		keep := due[:0]
+	t.dueLoop(ctx, t.retries.wake, func(now time.Time, run []*entry) ([]*entry, time.Duration) {
+		due, wait := t.retries.due(now, run)
+		run = due[:0]
 		for _, e := range due {
 			e.part.mu.Lock()
 			e.part.parked--
 			e.part.mu.Unlock()
 			if t.usable(e) {
-				keep = append(keep, e)
+				run = append(run, e)
 				t.stats.inPlace.Add(1)
 			}
 		}
-		batch = t.register(keep, batch[:0])
-		clear(due)
-		if len(batch) > 0 {
-			if err := t.stream.Push(ctx, batch); err != nil {
-				return // only on shutdown; the records stay below the checkpoint
-			}
-			continue
-		}
-		timer.Reset(wait)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.retries.wake:
-		case <-timer.C:
-		}
-	}
+		clear(due[len(run):])
+		return run, wait
+	})
 }
 
 // outbox holds entries whose record (a rung or dead-letter record) is being made

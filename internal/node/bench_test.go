@@ -24,7 +24,7 @@ func BenchmarkDelayLateness(b *testing.B) {
 		brokers := kafkatest.Brokers(b)
 		topic := kafkatest.NewTopic(b, brokers, 4)
 		end := produce(b, brokers, topic, n)
-		cfg := benchConfig(b, brokers, topic, func(c *config.Config) {
+		cfg := testConfig(b, brokers, topic, func(c *config.Config) {
 			c.Functions[0].Retry = config.Retry{MaxAttempts: 3, Backoff: []config.Duration{config.Duration(100 * time.Millisecond)}}
 			c.StormGuard.Disabled = true // every first attempt fails: the ladder, not the guard, is measured
 		})
@@ -91,7 +91,7 @@ func BenchmarkPoisonPill(b *testing.B) {
 				brokers := kafkatest.Brokers(b)
 				topic := kafkatest.NewTopic(b, brokers, 8)
 				end := produce(b, brokers, topic, n)
-				cfg := benchConfig(b, brokers, topic, nil)
+				cfg := testConfig(b, brokers, topic)
 				var done atomic.Int64
 				reg := kruntime.NewRegistry()
 				reg.MustRegister("fn", func(_ context.Context, task *kruntime.Task) error {
@@ -123,32 +123,4 @@ func BenchmarkPoisonPill(b *testing.B) {
 			b.ReportMetric(float64(n*b.N)/total.Seconds(), "events/s")
 		})
 	}
-}
-
-// benchConfig is testConfig for a benchmark.
-func benchConfig(b *testing.B, brokers []string, topic string, edit func(*config.Config)) *config.Config {
-	b.Helper()
-	cfg := &config.Config{
-		Kafka: config.Kafka{Brokers: brokers},
-		Node:  config.Node{DataDir: b.TempDir(), GRPCListen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0"},
-		Delay: config.Delay{
-			TopicPrefix: kafkatest.TopicName(b),
-			Rungs:       []config.Duration{config.Duration(20 * time.Millisecond), config.Duration(50 * time.Millisecond), config.Duration(200 * time.Millisecond)},
-			Tolerance:   config.Duration(5 * time.Millisecond),
-			Partitions:  4,
-		},
-		DeadLetter: config.DeadLetter{Topic: kafkatest.TopicName(b) + "-dlq"},
-		Checkpoint: config.Checkpoint{Interval: config.Duration(50 * time.Millisecond)},
-		Functions: []config.Function{{Name: "fn", Concurrency: 256, Timeout: config.Duration(30 * time.Second),
-			Retry: config.Retry{MaxAttempts: 3, Backoff: []config.Duration{config.Duration(20 * time.Millisecond)}}}},
-		Tailers: []config.Tailer{{Name: "t", Topic: topic, Function: "fn"}},
-	}
-	if edit != nil {
-		edit(cfg)
-	}
-	cfg.WithDefaults()
-	if err := cfg.Validate(); err != nil {
-		b.Fatal(err)
-	}
-	return cfg
 }

@@ -23,7 +23,7 @@ import (
 
 // testConfig is a valid config for one tailer of fn on topic, on loopback port 0, with
 // a millisecond delay ladder (20ms, 50ms, 200ms) on topics of its own.
-func testConfig(t *testing.T, brokers []string, topic string, edit ...func(*config.Config)) *config.Config {
+func testConfig(t testing.TB, brokers []string, topic string, edit ...func(*config.Config)) *config.Config {
 	t.Helper()
 	cfg := &config.Config{
 		Kafka: config.Kafka{Brokers: brokers},

@@ -44,8 +44,8 @@
 //     flight (running or being produced) gets up to RevokeTimeout to finish, and the
 //     checkpoint is committed before the partition is given up. Held records and those
 //     waiting for an in-place retry are not waited for: they stay below the checkpoint
-//     and the next owner reads them again.
+//     and the next owner reads them again (TestHeldRecordsGoToTheNextOwner).
 //  7. Order of holds. Records of a partition behind a held record wait with it and are
 //     asked about again in offset order, so a rung partition, ordered by append time,
-//     only ever waits on its head.
+//     only ever waits on its head (TestHeldRecordsGoToTheNextOwner, TestForgedRungHeaders).
 package tailer

@@ -468,3 +468,54 @@ func TestStopBeforeStart(t *testing.T) {
 	cancel()
 	require.NoError(t, tl.Run(ctx))
 }
+
+// holdingReader holds one offset of partition 0 for an hour and otherwise reads as next.
+type holdingReader struct {
+	tailer.Reader
+	offset int64
+}
+
+func (r holdingReader) Next(rec *kgo.Record, now time.Time) tailer.Step {
+	if rec.Partition == 0 && rec.Offset == r.offset {
+		return tailer.Step{Action: tailer.ActionWait, Until: now.Add(time.Hour)}
+	}
+	return r.Reader.Next(rec, now)
+}
+
+// TestHeldRecordsGoToTheNextOwner: a held record holds the records behind it in its
+// partition, and the checkpoint below it. A stop does not wait for held records (they
+// are not running); the partition's next owner reads them again and runs them, and
+// every record runs exactly once.
+func TestHeldRecordsGoToTheNextOwner(t *testing.T) {
+	t.Parallel()
+	const n, heldAt = 10, 3
+	f := newFixture(t, 1)
+	kafkatest.ProduceN(t, f.brokers, f.topic, n, valueRecord(f.topic))
+	var runs executions
+	exec := func(ctx context.Context, w *scheduler.Workload, _ time.Duration) scheduler.Outcome {
+		runs.add(string(w.Payload))
+		return scheduler.Success()
+	}
+	store := newStore(t, vfs.NewMem())
+	cfg := f.config("holder", localScheduler(t, exec, 0), store)
+	cfg.RevokeTimeout = time.Minute
+	cfg.Reader = holdingReader{Reader: cfg.Reader, offset: heldAt}
+	a := start(t, cfg)
+	require.Eventually(t, func() bool { return a.Stats().Held == n-heldAt && a.Stats().Succeeded == heldAt },
+		30*time.Second, time.Millisecond, "the records behind the held one wait with it")
+	f.waitCommitted(t, cfg.Group, atEnd(map[int32]int64{0: heldAt}))
+	began := time.Now()
+	a.stop(t)
+	require.Less(t, time.Since(began), cfg.RevokeTimeout/2, "a stop does not wait for held records")
+	require.Equal(t, map[int32]int64{0: heldAt}, kafkatest.CommittedOffsets(t, f.brokers, cfg.Group, f.topic))
+
+	cfg.Name, cfg.Reader = "next-owner", f.sourceReader(t, "fn")
+	b := start(t, cfg)
+	f.waitCommitted(t, cfg.Group, atEnd(map[int32]int64{0: n}))
+	b.stop(t)
+	got := runs.snapshot()
+	require.Len(t, got, n)
+	for payload, c := range got {
+		require.Equal(t, 1, c, "%s ran once", payload)
+	}
+}

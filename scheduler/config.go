@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 )
 
@@ -18,6 +19,10 @@ type Function struct {
 	Concurrency int
 	// Timeout is the time one attempt may run, passed to Executor.Execute (> 0).
 	Timeout time.Duration
+	// Rate is the most attempts started per second, over all of the function's
+	// workers (a token bucket holding a tenth of a second's starts, at least one);
+	// 0 means no limit.
+	Rate float64
 	// Executor runs the attempts.
 	Executor Executor
 }
@@ -68,6 +73,9 @@ func (c Config) validate() error {
 		}
 		if f.Timeout <= 0 {
 			errs = append(errs, fmt.Errorf("%s: Timeout is %v; set a positive per-attempt timeout such as 30s", field, f.Timeout))
+		}
+		if f.Rate < 0 || math.IsNaN(f.Rate) || math.IsInf(f.Rate, 0) {
+			errs = append(errs, fmt.Errorf("%s: Rate is %v; set the most starts per second, like 500, or 0 for no limit", field, f.Rate))
 		}
 		if f.Executor == nil {
 			errs = append(errs, fmt.Errorf("%s: Executor is nil; set the executor that runs this function", field))

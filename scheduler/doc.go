@@ -50,4 +50,7 @@
 //     shrinks back after a burst.
 //  9. A Local stream calls deliver from one goroutine, never after Close returns,
 //     and with a slice the receiver may keep.
+//  10. A function with a Rate starts at most Rate attempts per second (a token
+//     bucket holding a tenth of a second's starts), over all its workers; a wait for
+//     a token ends with Close (TestRateLimit).
 package scheduler

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"golang.org/x/time/rate"
 )
 
 // ErrClosed is returned by operations on a Scheduler after Close.
@@ -51,6 +53,9 @@ func New(cfg Config) (*Scheduler, error) {
 	}
 	for _, fc := range cfg.Functions {
 		f := &function{s: s, cfg: fc}
+		if fc.Rate > 0 {
+			f.limiter = rate.NewLimiter(rate.Limit(fc.Rate), rateBurst(fc.Rate))
+		}
 		f.cond.L = &f.mu
 		s.fns[fc.Name] = f
 		s.names = append(s.names, fc.Name)
@@ -240,6 +245,8 @@ type function struct {
 	s   *Scheduler
 	cfg Function
 
+	limiter *rate.Limiter // nil: no rate limit
+
 	mu      sync.Mutex
 	cond    sync.Cond // on mu; signalled when an entry arrives for an idle worker
 	q       queue
@@ -271,7 +278,7 @@ func (f *function) work() {
 		f.running.Add(1)
 		f.mu.Unlock()
 
-		o := f.attempt(e.w)
+		o := f.startAndRun(e.w)
 		switch o.Kind {
 		case OutcomeSuccess:
 			f.succeeded.Add(1)
@@ -285,6 +292,26 @@ func (f *function) work() {
 
 		f.mu.Lock()
 	}
+}
+
+// startAndRun waits for the function's rate limit, if it has one, and runs the
+// attempt. The workload was taken from the queue in order, and the limiter grants
+// tokens in the order they were asked for, so starts stay in admission order. A Close
+// while it waits answers the workload as shutdown, like a queued one.
+func (f *function) startAndRun(w *Workload) Outcome {
+	if f.limiter != nil {
+		if err := f.limiter.Wait(f.s.ctx); err != nil {
+			return shutdownOutcome
+		}
+	}
+	return f.attempt(w)
+}
+
+// rateBurst is the token bucket's size for a rate: a tenth of a second's starts, at
+// least one, so a limit of 500/s starts at most 50 at once and stays within 1% of 500
+// over 10 s.
+func rateBurst(r float64) int {
+	return max(1, int(r/10))
 }
 
 // attempt runs one attempt, turning a panic or an outcome of no known kind into a

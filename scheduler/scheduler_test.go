@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -66,6 +67,8 @@ func TestNewValidates(t *testing.T) {
 			{Name: "", Concurrency: 1, Timeout: time.Second, Executor: scheduler.ExecutorFunc(noop)},
 			{Name: "a", Concurrency: 0, Timeout: 0, Executor: nil},
 			{Name: "a", Concurrency: 1, Timeout: time.Second, Executor: scheduler.ExecutorFunc(noop)},
+			{Name: "b", Concurrency: 1, Timeout: time.Second, Rate: -5, Executor: scheduler.ExecutorFunc(noop)},
+			{Name: "c", Concurrency: 1, Timeout: time.Second, Rate: math.Inf(1), Executor: scheduler.ExecutorFunc(noop)},
 		},
 	})
 	require.Error(t, err)
@@ -77,6 +80,8 @@ func TestNewValidates(t *testing.T) {
 		`Functions[1] ("a"): Timeout is 0s`,
 		`Functions[1] ("a"): Executor is nil`,
 		`Functions[2] ("a"): Name duplicates Functions[1]`,
+		`Functions[3] ("b"): Rate is -5; set the most starts per second, like 500, or 0 for no limit`,
+		`Functions[4] ("c"): Rate is +Inf`,
 	} {
 		require.ErrorContains(t, err, want)
 	}
@@ -367,4 +372,83 @@ func TestStatsCountKinds(t *testing.T) {
 	fs, ok := s.Stats().Function("f")
 	require.True(t, ok)
 	require.Equal(t, scheduler.FunctionStats{Name: "f", Concurrency: 2, Succeeded: 3, Retriable: 2, Fatal: 1}, fs)
+}
+
+// TestRateLimit: a function limited to r starts per second, with far more workloads
+// queued and workers free, starts r per second (±5% over the measured span), in
+// admission order, and never more than the bucket's burst at once; another function
+// is not slowed by it.
+func TestRateLimit(t *testing.T) {
+	t.Parallel()
+	const r = 200.0
+	span := 10 * time.Second
+	if testing.Short() {
+		span = 2 * time.Second
+	}
+	var (
+		mu     sync.Mutex
+		starts []time.Time
+		order  []int
+	)
+	limited := func(_ context.Context, w *scheduler.Workload, _ time.Duration) scheduler.Outcome {
+		i, _ := strconv.Atoi(w.ID)
+		mu.Lock()
+		starts = append(starts, time.Now())
+		order = append(order, i)
+		mu.Unlock()
+		return scheduler.Success()
+	}
+	var free atomic.Int64
+	s := newScheduler(t, scheduler.Config{Functions: []scheduler.Function{
+		{Name: "limited", Concurrency: 64, Timeout: time.Second, Rate: r, Executor: scheduler.ExecutorFunc(limited)},
+		fn("free", 8, func(context.Context, *scheduler.Workload, time.Duration) scheduler.Outcome {
+			free.Add(1)
+			return scheduler.Success()
+		}),
+	}})
+	total := int(r*span.Seconds()) + int(r) // more than the span can start
+	for i := range total {
+		s.Enqueue(wl("limited", strconv.Itoa(i)), func(scheduler.Outcome) {})
+	}
+	const frees = 10_000
+	for i := range frees {
+		s.Enqueue(wl("free", strconv.Itoa(i)), func(scheduler.Outcome) {})
+	}
+	require.Eventually(t, func() bool { return free.Load() == frees }, 10*time.Second, time.Millisecond,
+		"a function without a limit is not held back by another's")
+
+	mu.Lock()
+	first := starts[0]
+	mu.Unlock()
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return time.Since(first) > span+100*time.Millisecond
+	}, span+10*time.Second, 10*time.Millisecond)
+
+	mu.Lock()
+	defer mu.Unlock()
+	// Starts in [first+burst window, first+span]: past the initial burst, the steady rate.
+	from, to := first.Add(time.Second), first.Add(span)
+	n := 0
+	for _, at := range starts {
+		if !at.Before(from) && at.Before(to) {
+			n++
+		}
+	}
+	want := r * (span - time.Second).Seconds()
+	require.InEpsilon(t, want, float64(n), 0.05, "%d starts in %s at %v/s", n, span-time.Second, r)
+	// Never more than the burst (a tenth of a second's starts) in any 10ms.
+	for i := range starts {
+		j := i
+		for j < len(starts) && starts[j].Sub(starts[i]) < 10*time.Millisecond {
+			j++
+		}
+		require.LessOrEqual(t, j-i, int(r/10)+1, "starts at once around %d", i)
+	}
+	for i := 1; i < len(order); i++ {
+		// Workers take workloads in order; a start may overtake a neighbour by the
+		// number of workers waiting for a token at once, not more.
+		require.Less(t, order[i-1]-order[i], 64, "start order at %d", i)
+	}
 }

@@ -126,9 +126,6 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 func (n *Node) checkSupported() error {
 	var errs []error
 	for i, f := range n.cfg.Functions {
-		if f.Rate != 0 {
-			errs = append(errs, fmt.Errorf("functions[%d].rate: rate limits are not enforced by this version yet; remove rate (or set 0)", i))
-		}
 		if f.URL != "" {
 			if _, ok := n.opts.Registry.Lookup(f.Name); !ok {
 				errs = append(errs, fmt.Errorf("functions[%d].url: HTTP functions are not supported by this version yet; serve %q with an SDK worker (remove url)", i, f.Name))
@@ -152,8 +149,9 @@ func (n *Node) startScheduler() error {
 		if _, ok := n.opts.Registry.Lookup(f.Name); ok {
 			exec, where = n.opts.Registry, "in-process"
 		}
-		fns = append(fns, scheduler.Function{Name: f.Name, Concurrency: f.Concurrency, Timeout: f.Timeout.Std(), Executor: exec})
-		n.log.Info("function configured", "function", f.Name, "runs", where, "concurrency", f.Concurrency, "timeout", f.Timeout.Std())
+		fns = append(fns, scheduler.Function{Name: f.Name, Concurrency: f.Concurrency, Timeout: f.Timeout.Std(), Rate: f.Rate, Executor: exec})
+		n.log.Info("function configured", "function", f.Name, "runs", where, "concurrency", f.Concurrency, "timeout", f.Timeout.Std(),
+			"rate", f.Rate)
 	}
 	sched, err := scheduler.New(scheduler.Config{Functions: fns, MaxWorkloadBytes: n.cfg.Node.MaxWorkloadBytes, Logger: n.log})
 	if err != nil {

@@ -194,12 +194,10 @@ func TestUnsupportedConfigIsRefused(t *testing.T) {
 	t.Parallel()
 	brokers := kafkatest.Brokers(t)
 	cfg := testConfig(t, brokers, kafkatest.NewTopic(t, brokers, 1))
-	cfg.Functions[0].Rate = 100
 	cfg.Functions[0].URL = "http://127.0.0.1:9/fn"
 	cfg.Tailers[0].Ordering = config.OrderingKey
 	_, err := node.Start(context.Background(), node.Options{Config: cfg, Logger: quiet()})
 	require.Error(t, err)
-	require.ErrorContains(t, err, "functions[0].rate")
 	require.ErrorContains(t, err, "functions[0].url")
 	require.ErrorContains(t, err, "tailers[0].ordering")
 }

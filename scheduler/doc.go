@@ -7,8 +7,8 @@
 //
 //   - Workload, Outcome, Stream, Executor (workload.go) are the shared contract
 //     between sources, the scheduler and runtimes.
-//   - queue is the pure order of one function's waiting workloads (FIFO today;
-//     priorities slot in behind the same methods), tested without goroutines.
+//   - queue is the pure order of one function's waiting workloads (per-priority
+//     FIFO rings, with aging), tested without goroutines.
 //   - Scheduler is the shell around the queues: admission, a lazily grown pool of
 //     at most Concurrency worker goroutines per function, shutdown.
 //   - Local adapts a Scheduler to tailer.Scheduler in-process: push streams with
@@ -36,7 +36,10 @@
 //  3. At most Concurrency attempts of a function run at once, and a function never
 //     has more worker goroutines than its Concurrency, so the scheduler runs at most
 //     sum(Concurrency) + 1 goroutines, plus one per open Local stream.
-//  4. A function's workloads start in the order they were admitted.
+//  4. A function's waiting workloads start highest Priority first, in admission order
+//     within a priority; every tenth start takes the oldest waiting workload of any
+//     priority, so a flood of high priorities never starves a low one
+//     (TestQueueModel, TestQueueLowPriorityIsNotStarved, TestPrioritiesUnderContention).
 //  5. A panicking executor or an outcome of no known Kind is recorded as a
 //     retriable outcome (ReasonPanic, ReasonError) and logged at error level; the
 //     worker lives on.

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Headers kasync adds to the records it writes to delay rungs and the dead-letter topic.
@@ -18,7 +20,35 @@ const (
 	HeaderError        = "kasync-error"         // the last error, at most MaxErrorBytes
 	HeaderReason       = "kasync-reason"        // dead letter only
 	HeaderDropped      = "kasync-dropped"       // dead letter only: "value" or "value,headers" left out to fit
+	// HeaderPriority is the one kasync header a producer sets: the workload's priority,
+	// a decimal 32-bit integer, higher first (it overrides the tailer's priority). A
+	// value that is not one is ignored, and the tailer's priority used. kasync writes it
+	// on rung records, so a retry keeps its priority.
+	HeaderPriority = "kasync-priority"
 )
+
+// parsePriority reads a kasync-priority value; ok is false for one that is not a
+// decimal 32-bit integer.
+func parsePriority(v []byte) (int32, bool) {
+	p, err := strconv.ParseInt(string(v), 10, 32)
+	if err != nil {
+		return 0, false
+	}
+	return int32(p), true
+}
+
+// recordPriority is the priority a record's kasync-priority header gives, or def.
+func recordPriority(headers []kgo.RecordHeader, def int32) int32 {
+	for i := len(headers) - 1; i >= 0; i-- { // the last one wins, as in ParseMeta
+		if headers[i].Key == HeaderPriority {
+			if p, ok := parsePriority(headers[i].Value); ok {
+				return p
+			}
+			return def
+		}
+	}
+	return def
+}
 
 // MaxErrorBytes bounds the kasync-error header.
 const MaxErrorBytes = 1024

@@ -36,6 +36,7 @@ type Meta struct {
 	Origin       Origin    // source record
 	FirstFailure time.Time
 	LastError    string
+	Priority     int32 // kasync-priority; 0 when missing or not a 32-bit integer
 }
 
 // ParseMeta reads the kasync-* headers of a rung or dead-letter record. The headers
@@ -69,7 +70,7 @@ func ParseMeta(headers []kgo.RecordHeader, now time.Time, maxAhead time.Duration
 		count[h.Key]++
 	}
 	fix := func(format string, args ...any) { fixed = append(fixed, fmt.Sprintf(format, args...)) }
-	for _, k := range []string{HeaderFunction, HeaderAttempt, HeaderDue, HeaderOrigin, HeaderFirstFailure, HeaderError, HeaderReason} {
+	for _, k := range []string{HeaderFunction, HeaderAttempt, HeaderDue, HeaderOrigin, HeaderFirstFailure, HeaderError, HeaderReason, HeaderPriority} {
 		if n := count[k]; n > 1 {
 			fix("%s appears %d times; the last one wins", k, n)
 		}
@@ -130,6 +131,14 @@ func ParseMeta(headers []kgo.RecordHeader, now time.Time, maxAhead time.Duration
 		fix("%s %d is out of range; taken as now", HeaderFirstFailure, ms)
 	} else {
 		m.FirstFailure = first
+	}
+
+	if v, ok := vals[HeaderPriority]; ok {
+		if p, ok := parsePriority(v); ok {
+			m.Priority = p
+		} else {
+			fix("%s %s is not a 32-bit integer; taken as 0", HeaderPriority, quote(v))
+		}
 	}
 
 	if v, ok := vals[HeaderError]; ok {
@@ -196,6 +205,7 @@ type outHeaders struct {
 	Err          string
 	DeadLetter   bool // adds kasync-reason
 	Reason       string
+	Priority     int32 // kasync-priority, written when not 0
 }
 
 // kasyncRecord builds the record kasync writes to topic for src: src's key, value and
@@ -223,6 +233,9 @@ func kasyncRecord(topic string, src *kgo.Record, h outHeaders) *kgo.Record {
 	)
 	if h.DeadLetter {
 		headers = append(headers, kgo.RecordHeader{Key: HeaderReason, Value: []byte(h.Reason)})
+	}
+	if h.Priority != 0 {
+		headers = append(headers, kgo.RecordHeader{Key: HeaderPriority, Value: strconv.AppendInt(nil, int64(h.Priority), 10)})
 	}
 	return &kgo.Record{Topic: topic, Key: src.Key, Value: src.Value, Headers: headers}
 }

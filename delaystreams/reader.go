@@ -20,17 +20,19 @@ import (
 type SourceReader struct {
 	router   *Router
 	function string
+	priority int32
 }
 
-// NewSourceReader returns the reader of a source topic whose records run function.
-func NewSourceReader(r *Router, function string) (*SourceReader, error) {
+// NewSourceReader returns the reader of a source topic whose records run function,
+// with priority unless a record's kasync-priority header says otherwise.
+func NewSourceReader(r *Router, function string, priority int32) (*SourceReader, error) {
 	if r == nil {
 		return nil, errors.New("delaystreams: source reader: nil router")
 	}
 	if function == "" {
 		return nil, errors.New("delaystreams: source reader: empty function; set tailers[].function")
 	}
-	return &SourceReader{router: r, function: function}, nil
+	return &SourceReader{router: r, function: function, priority: priority}, nil
 }
 
 // Next runs rec at once: attempt 1, ID "<topic>/<partition>/<offset>".
@@ -41,9 +43,11 @@ func (s *SourceReader) Next(rec *kgo.Record, _ time.Time) tailer.Step {
 		Key:      rec.Key,
 		Payload:  rec.Value,
 		Attempt:  1,
+		Priority: s.priority,
 		Created:  rec.Timestamp,
 	}
 	if len(rec.Headers) > 0 {
+		w.Priority = recordPriority(rec.Headers, s.priority)
 		w.Headers = make([]scheduler.Header, len(rec.Headers))
 		for i, h := range rec.Headers {
 			w.Headers[i] = scheduler.Header{Key: h.Key, Value: h.Value}
@@ -60,7 +64,7 @@ func (s *SourceReader) Failed(f *tailer.Failure) tailer.Step {
 		return tailer.Step{Action: tailer.ActionRetry}
 	}
 	return s.router.step(&Failure{Record: f.Record, Function: f.Workload.Function, Attempt: f.Workload.Attempt,
-		Outcome: f.Outcome, FirstFailure: f.FirstFailure})
+		Outcome: f.Outcome, FirstFailure: f.FirstFailure, Priority: f.Workload.Priority})
 }
 
 // RungReader is the tailer.Reader of one rung topic. A record becomes ready when it
@@ -137,6 +141,7 @@ func (r *RungReader) Next(rec *kgo.Record, now time.Time) tailer.Step {
 		Key:      rec.Key,
 		Payload:  rec.Value,
 		Attempt:  ClampAttempt(int64(m.Attempt) + 1),
+		Priority: m.Priority,
 		Created:  m.FirstFailure,
 	}
 	for _, h := range rec.Headers {
@@ -161,7 +166,7 @@ func (r *RungReader) Failed(f *tailer.Failure) tailer.Step {
 		attempt-- // the attempt that just failed is not counted (ClampAttempt keeps it ≥ 1)
 	}
 	return r.router.step(&Failure{Record: f.Record, Function: f.Workload.Function, Attempt: attempt,
-		Outcome: f.Outcome, FirstFailure: f.FirstFailure, Origin: origin})
+		Outcome: f.Outcome, FirstFailure: f.FirstFailure, Origin: origin, Priority: f.Workload.Priority})
 }
 
 // step is the tailer step that makes f durable where Decide sends it.

@@ -37,6 +37,8 @@ type Failure struct {
 	// Origin of the source record. For a source record it is the record's own
 	// topic/partition/offset; a zero Origin (empty Topic) means exactly that.
 	Origin Origin
+	// Priority of the workload, written as kasync-priority so that its retries keep it.
+	Priority int32
 }
 
 // origin is f.Origin, or the record's own position when f.Origin is zero.
@@ -225,6 +227,7 @@ func (r *Router) Record(f *Failure, d Decision) *kgo.Record {
 		Err:          f.Outcome.Err,
 		DeadLetter:   d.DeadLetter,
 		Reason:       d.Reason,
+		Priority:     f.Priority,
 	}
 	if !d.DeadLetter {
 		h.Due = ceilMilli(d.Due)
@@ -266,6 +269,7 @@ func (r *Router) hopAt(rec *kgo.Record, m Meta, now time.Time) (*kgo.Record, Dec
 		Origin:       m.Origin,
 		FirstFailure: first,
 		Err:          m.LastError,
+		Priority:     m.Priority,
 	}), d
 }
 

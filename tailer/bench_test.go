@@ -80,7 +80,7 @@ func benchInProcess(b *testing.B, brokers []string, topic string, end map[int32]
 	if err != nil {
 		b.Fatal(err)
 	}
-	reader, err := delaystreams.NewSourceReader(router, "fn")
+	reader, err := delaystreams.NewSourceReader(router, "fn", 0)
 	if err != nil {
 		b.Fatal(err)
 	}

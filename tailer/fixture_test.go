@@ -77,7 +77,7 @@ func newFixture(t *testing.T, partitions int32) *fixture {
 // sourceReader reads the fixture's topic for function.
 func (f *fixture) sourceReader(t *testing.T, function string) tailer.Reader {
 	t.Helper()
-	r, err := delaystreams.NewSourceReader(f.router, function)
+	r, err := delaystreams.NewSourceReader(f.router, function, 0)
 	require.NoError(t, err)
 	return r
 }

@@ -239,12 +239,15 @@ func (r Retry) BackoffFor(attempt int) time.Duration {
 
 // Tailer reads one topic and runs one function for each record.
 type Tailer struct {
-	Name          string   `yaml:"name"`
-	Topic         string   `yaml:"topic"`
-	Function      string   `yaml:"function"`
-	Group         string   `yaml:"group"`
-	Start         string   `yaml:"start"`
-	Ordering      string   `yaml:"ordering"`
+	Name     string `yaml:"name"`
+	Topic    string `yaml:"topic"`
+	Function string `yaml:"function"`
+	Group    string `yaml:"group"`
+	Start    string `yaml:"start"`
+	Ordering string `yaml:"ordering"`
+	// Priority of this tailer's workloads in their function's queue, higher first
+	// (default 0); a record's kasync-priority header overrides it.
+	Priority      int32    `yaml:"priority"`
 	Batch         Batch    `yaml:"batch"`
 	MaxInFlight   int      `yaml:"max_in_flight"`
 	RevokeTimeout Duration `yaml:"revoke_timeout"`

@@ -74,6 +74,7 @@ tailers:
     group: kasync.demo                        # default: kasync.<tailer name>
     start: earliest                           # or latest, for a group with no checkpoint
     ordering: unordered                       # or key, or partition
+    priority: 0                               # higher runs first; a record's kasync-priority header overrides it
     batch: {max_records: 500, max_wait: 10ms}
     max_in_flight: 10000
     revoke_timeout: 10s                       # time to finish and commit when a partition moves

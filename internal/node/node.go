@@ -248,7 +248,7 @@ func (n *Node) buildTailers(ctx context.Context, sources, rungs bool) error {
 	}
 	if sources {
 		for i, tc := range n.cfg.Tailers {
-			reader, err := delaystreams.NewSourceReader(n.router, tc.Function)
+			reader, err := delaystreams.NewSourceReader(n.router, tc.Function, tc.Priority)
 			if err != nil {
 				return fmt.Errorf("node: tailers[%d]: %w", i, err)
 			}

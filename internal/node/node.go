@@ -298,13 +298,9 @@ func (n *Node) buildTailers(ctx context.Context, sources, rungs bool) error {
 // ensureTopics creates the rung and dead-letter topics when missing and refuses to
 // start when an existing one could lose a waiting record.
 func (n *Node) ensureTopics(ctx context.Context, adm *kadm.Client) error {
-	rungs := make([]time.Duration, len(n.cfg.Delay.Rungs))
-	for i, r := range n.cfg.Delay.Rungs {
-		rungs[i] = r.Std()
-	}
 	plan := delaystreams.TopicPlan{
 		Prefix:                 n.cfg.Delay.TopicPrefix,
-		Rungs:                  rungs,
+		Rungs:                  n.rungs(),
 		DeadLetter:             n.cfg.DeadLetter.Topic,
 		Partitions:             n.cfg.Delay.Partitions,
 		Replication:            n.cfg.Delay.Replication,
@@ -318,11 +314,7 @@ func (n *Node) ensureTopics(ctx context.Context, adm *kadm.Client) error {
 
 // buildRouter builds the ladder, the retry policies, the router and the storm guard.
 func (n *Node) buildRouter() error {
-	rungs := make([]time.Duration, len(n.cfg.Delay.Rungs))
-	for i, r := range n.cfg.Delay.Rungs {
-		rungs[i] = r.Std()
-	}
-	ladder, err := delaystreams.NewLadder(rungs, n.cfg.Delay.Tolerance.Std())
+	ladder, err := delaystreams.NewLadder(n.rungs(), n.cfg.Delay.Tolerance.Std())
 	if err != nil {
 		return fmt.Errorf("node: delay: %w", err)
 	}
@@ -348,6 +340,15 @@ func (n *Node) buildRouter() error {
 		}
 	}
 	return nil
+}
+
+// rungs are delay.rungs as durations.
+func (n *Node) rungs() []time.Duration {
+	rungs := make([]time.Duration, len(n.cfg.Delay.Rungs))
+	for i, r := range n.cfg.Delay.Rungs {
+		rungs[i] = r.Std()
+	}
+	return rungs
 }
 
 // retryJitter spreads each retry's delay over ±10%, so that a burst of failures does

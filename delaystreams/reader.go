@@ -21,6 +21,11 @@ type SourceReader struct {
 	router   *Router
 	function string
 	priority int32
+
+	// topic and source cache the workload source of the last topic read: a tailer
+	// reads one topic, so this spares a string per record. The tailer calls Next from
+	// one goroutine at a time.
+	topic, source string
 }
 
 // NewSourceReader returns the reader of a source topic whose records run function,
@@ -35,6 +40,17 @@ func NewSourceReader(r *Router, function string, priority int32) (*SourceReader,
 	return &SourceReader{router: r, function: function, priority: priority}, nil
 }
 
+// KafkaSource is the workload source of a record of topic: "kafka://<topic>", the
+// CloudEvents source that HTTP functions receive.
+func KafkaSource(topic string) string { return "kafka://" + topic }
+
+func (s *SourceReader) sourceOf(topic string) string {
+	if topic != s.topic || s.source == "" {
+		s.topic, s.source = topic, KafkaSource(topic)
+	}
+	return s.source
+}
+
 // Next runs rec at once: attempt 1, ID "<topic>/<partition>/<offset>".
 func (s *SourceReader) Next(rec *kgo.Record, _ time.Time) tailer.Step {
 	w := scheduler.Workload{
@@ -45,6 +61,7 @@ func (s *SourceReader) Next(rec *kgo.Record, _ time.Time) tailer.Step {
 		Attempt:  1,
 		Priority: s.priority,
 		Created:  rec.Timestamp,
+		Source:   s.sourceOf(rec.Topic),
 	}
 	if len(rec.Headers) > 0 {
 		w.Priority = recordPriority(rec.Headers, s.priority)
@@ -143,6 +160,7 @@ func (r *RungReader) Next(rec *kgo.Record, now time.Time) tailer.Step {
 		Attempt:  ClampAttempt(int64(m.Attempt) + 1),
 		Priority: m.Priority,
 		Created:  m.FirstFailure,
+		Source:   KafkaSource(m.Origin.Topic),
 	}
 	for _, h := range rec.Headers {
 		if !strings.HasPrefix(h.Key, headerPrefix) {

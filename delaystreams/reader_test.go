@@ -38,6 +38,7 @@ func TestPriorityTravelsThroughTheLadder(t *testing.T) {
 		step := src.Next(rec(tc.headers...), testNow)
 		require.Equal(t, tailer.ActionRun, step.Action, tc.name)
 		require.Equal(t, tc.want, step.Workload.Priority, tc.name)
+		require.Equal(t, "kafka://orders", step.Workload.Source, tc.name)
 
 		// The attempt fails: its rung record carries the priority...
 		failed := src.Failed(&tailer.Failure{Record: rec(tc.headers...), Workload: &step.Workload,
@@ -55,6 +56,7 @@ func TestPriorityTravelsThroughTheLadder(t *testing.T) {
 		require.Equal(t, 2, again.Workload.Attempt, tc.name)
 		require.Equal(t, tc.want, again.Workload.Priority, tc.name)
 		require.Equal(t, "orders/1/7", again.Workload.ID, tc.name)
+		require.Equal(t, "kafka://orders", again.Workload.Source, tc.name, "the origin's topic, not the rung's")
 	}
 }
 

@@ -27,6 +27,10 @@ type Workload struct {
 	Priority int32
 	// Created is when the workload entered the system (a record's timestamp).
 	Created time.Time
+	// Source names where the workload came from, as a URI reference: the CloudEvents
+	// source attribute HTTP functions receive. For a Kafka record it is
+	// "kafka://<topic>" of the origin topic. Empty when unknown.
+	Source string
 }
 
 // Size is the number of bytes the workload's key, payload and headers take.
@@ -77,6 +81,10 @@ const (
 	ReasonTooLarge        Reason = "too-large"        // the workload is over the size limit
 	ReasonInvalid         Reason = "invalid"          // the workload is malformed
 	ReasonShutdown        Reason = "shutdown"         // the scheduler stopped before it ran
+	// ReasonOverloaded: the downstream refused the attempt for lack of capacity (HTTP
+	// 429 or 503, gRPC RESOURCE_EXHAUSTED, runtime.Overloaded); the adaptive
+	// concurrency limit shrinks on it.
+	ReasonOverloaded Reason = "overloaded"
 )
 
 // Outcome is the result of one attempt of a workload.

@@ -28,6 +28,7 @@ func WorkloadToProto(token uint64, w *scheduler.Workload) *kasyncv1.Workload {
 		Headers:  headersToProto(w.Headers),
 		Attempt:  clampUint32(w.Attempt),
 		Priority: w.Priority,
+		Source:   validUTF8(w.Source),
 	}
 	if !w.Created.IsZero() {
 		pw.CreatedUnixMs = w.Created.UnixMilli()
@@ -59,6 +60,7 @@ func WorkloadFromProto(pw *kasyncv1.Workload) (*scheduler.Workload, error) {
 		Headers:  headersFromProto(pw.GetHeaders()),
 		Attempt:  int(pw.GetAttempt()),
 		Priority: pw.GetPriority(),
+		Source:   pw.GetSource(),
 	}
 	if ms := pw.GetCreatedUnixMs(); ms != 0 {
 		w.Created = time.UnixMilli(ms)
@@ -189,6 +191,7 @@ func TaskToProto(id uint64, w *scheduler.Workload, timeout time.Duration) *kasyn
 		Priority:      pw.Priority,
 		CreatedUnixMs: pw.CreatedUnixMs,
 		TimeoutMs:     timeoutMs(timeout),
+		Source:        pw.Source,
 	}
 }
 
@@ -202,6 +205,7 @@ func TaskWorkload(t *kasyncv1.Task) *scheduler.Workload {
 		Headers:  headersFromProto(t.GetHeaders()),
 		Attempt:  int(min(t.GetAttempt(), math.MaxInt32)),
 		Priority: t.GetPriority(),
+		Source:   t.GetSource(),
 	}
 	if ms := t.GetCreatedUnixMs(); ms != 0 {
 		w.Created = time.UnixMilli(ms)

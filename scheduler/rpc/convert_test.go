@@ -18,7 +18,7 @@ func TestWorkloadRoundTrip(t *testing.T) {
 	w := &scheduler.Workload{
 		ID: "orders/3/42", Function: "charge", Key: []byte("k"), Payload: []byte("p"),
 		Headers: []scheduler.Header{{Key: "a", Value: []byte("1")}, {Key: "\xff", Value: nil}},
-		Attempt: 3, Priority: -2, Created: time.UnixMilli(1_700_000_000_123),
+		Attempt: 3, Priority: -2, Created: time.UnixMilli(1_700_000_000_123), Source: "kafka://orders",
 	}
 	got, err := WorkloadFromProto(WorkloadToProto(9, w))
 	require.NoError(t, err)

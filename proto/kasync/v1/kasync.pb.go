@@ -175,6 +175,9 @@ type Workload struct {
 	// created_unix_ms is when the workload entered the system (the record timestamp), in
 	// milliseconds since the Unix epoch. 0 means unknown.
 	CreatedUnixMs int64 `protobuf:"varint,9,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"`
+	// source names where the workload came from, as a URI reference (the CloudEvents
+	// source attribute): "kafka://<topic>" for a Kafka record. Empty when unknown.
+	Source        string `protobuf:"bytes,10,opt,name=source,proto3" json:"source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -270,6 +273,13 @@ func (x *Workload) GetCreatedUnixMs() int64 {
 		return x.CreatedUnixMs
 	}
 	return 0
+}
+
+func (x *Workload) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
 }
 
 // Outcome is the result of one pushed workload. Sent by the scheduler inside an
@@ -1159,7 +1169,9 @@ type Task struct {
 	// timeout_ms is how long the attempt may run, in milliseconds, counted from when the
 	// scheduler sent the task. 0 means no timeout. The scheduler sends CancelTask and
 	// fails the attempt as "timeout" when it runs longer.
-	TimeoutMs     int64 `protobuf:"varint,10,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	TimeoutMs int64 `protobuf:"varint,10,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	// source is the workload's source (Workload.source).
+	Source        string `protobuf:"bytes,11,opt,name=source,proto3" json:"source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1262,6 +1274,13 @@ func (x *Task) GetTimeoutMs() int64 {
 		return x.TimeoutMs
 	}
 	return 0
+}
+
+func (x *Task) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
 }
 
 // CancelTask asks the worker to cancel a running task (its context is cancelled). The
@@ -1420,7 +1439,7 @@ const file_kasync_v1_kasync_proto_rawDesc = "" +
 	"\x16kasync/v1/kasync.proto\x12\tkasync.v1\"0\n" +
 	"\x06Header\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value\"\x83\x02\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"\x9b\x02\n" +
 	"\bWorkload\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\x04R\x05token\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x1a\n" +
@@ -1430,7 +1449,9 @@ const file_kasync_v1_kasync_proto_rawDesc = "" +
 	"\aheaders\x18\x06 \x03(\v2\x11.kasync.v1.HeaderR\aheaders\x12\x18\n" +
 	"\aattempt\x18\a \x01(\rR\aattempt\x12\x1a\n" +
 	"\bpriority\x18\b \x01(\x05R\bpriority\x12&\n" +
-	"\x0fcreated_unix_ms\x18\t \x01(\x03R\rcreatedUnixMs\"\x9f\x01\n" +
+	"\x0fcreated_unix_ms\x18\t \x01(\x03R\rcreatedUnixMs\x12\x16\n" +
+	"\x06source\x18\n" +
+	" \x01(\tR\x06source\"\x9f\x01\n" +
 	"\aOutcome\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\x04R\x05token\x12*\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x16.kasync.v1.OutcomeKindR\x04kind\x12\x16\n" +
@@ -1476,7 +1497,7 @@ const file_kasync_v1_kasync_proto_rawDesc = "" +
 	"\x06result\x18\x03 \x01(\v2\x15.kasync.v1.TaskResultH\x00R\x06result\x124\n" +
 	"\theartbeat\x18\x04 \x01(\v2\x14.kasync.v1.HeartbeatH\x00R\theartbeatB\x05\n" +
 	"\x03msg\"\x0f\n" +
-	"\rWorkerWelcome\"\xa1\x02\n" +
+	"\rWorkerWelcome\"\xb9\x02\n" +
 	"\x04Task\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x1a\n" +
@@ -1489,7 +1510,8 @@ const file_kasync_v1_kasync_proto_rawDesc = "" +
 	"\x0fcreated_unix_ms\x18\t \x01(\x03R\rcreatedUnixMs\x12\x1d\n" +
 	"\n" +
 	"timeout_ms\x18\n" +
-	" \x01(\x03R\ttimeoutMs\"%\n" +
+	" \x01(\x03R\ttimeoutMs\x12\x16\n" +
+	"\x06source\x18\v \x01(\tR\x06source\"%\n" +
 	"\n" +
 	"CancelTask\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\"\xa3\x01\n" +

@@ -17,14 +17,21 @@ import (
 // SourceReader is the tailer.Reader of a source topic: every record runs at once as
 // attempt 1 of one function; a failed attempt goes where the Router decides (a rung or
 // the dead letter), or, while the function's storm guard is on, is retried in place.
+//
+// An ordered SourceReader (NewOrderedSourceReader, for tailers in key or partition
+// order) retries in place instead of through the ladder: a record on a rung would let
+// the later records of its key overtake it. Each retry is the next attempt, at the due
+// time the Router's policy gives (backoff with jitter, Retry-After honoured, MaxDelay
+// cap); exhausted and fatal attempts go to the dead letter as usual.
 type SourceReader struct {
 	router   *Router
 	function string
 	priority int32
+	inPlace  bool
 
 	// topic and source cache the workload source of the last topic read: a tailer
-	// reads one topic, so this spares a string per record. The tailer calls Next from
-	// one goroutine at a time.
+	// reads one topic, so this spares a string per record. Only the poll loop calls
+	// Next (a SourceReader never holds a record), so they need no lock.
 	topic, source string
 }
 
@@ -38,6 +45,17 @@ func NewSourceReader(r *Router, function string, priority int32) (*SourceReader,
 		return nil, errors.New("delaystreams: source reader: empty function; set tailers[].function")
 	}
 	return &SourceReader{router: r, function: function, priority: priority}, nil
+}
+
+// NewOrderedSourceReader is NewSourceReader for a tailer that keeps key or partition
+// order: failed attempts retry in place, not through the delay rungs.
+func NewOrderedSourceReader(r *Router, function string, priority int32) (*SourceReader, error) {
+	s, err := NewSourceReader(r, function, priority)
+	if err != nil {
+		return nil, err
+	}
+	s.inPlace = true
+	return s, nil
 }
 
 // KafkaSource is the workload source of a record of topic: "kafka://<topic>", the
@@ -80,8 +98,16 @@ func (s *SourceReader) Failed(f *tailer.Failure) tailer.Step {
 	if f.Storm && f.Outcome.Kind != scheduler.OutcomeFatal {
 		return tailer.Step{Action: tailer.ActionRetry}
 	}
-	return s.router.step(&Failure{Record: f.Record, Function: f.Workload.Function, Attempt: f.Workload.Attempt,
-		Outcome: f.Outcome, FirstFailure: f.FirstFailure, Priority: f.Workload.Priority})
+	failure := &Failure{Record: f.Record, Function: f.Workload.Function, Attempt: f.Workload.Attempt,
+		Outcome: f.Outcome, FirstFailure: f.FirstFailure, Priority: f.Workload.Priority}
+	if s.inPlace {
+		if d := s.router.Decide(failure); !d.DeadLetter {
+			next := *f.Workload
+			next.Attempt = ClampAttempt(int64(f.Workload.Attempt) + 1)
+			return tailer.Step{Action: tailer.ActionRetry, Until: d.Due, Workload: next, FirstFailure: f.FirstFailure}
+		}
+	}
+	return s.router.step(failure)
 }
 
 // RungReader is the tailer.Reader of one rung topic. A record becomes ready when it

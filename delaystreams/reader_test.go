@@ -73,3 +73,43 @@ func TestParseMetaPriority(t *testing.T) {
 	require.Zero(t, m.Priority)
 	require.Contains(t, fixed, `kasync-priority "x" is not a 32-bit integer; taken as 0`)
 }
+
+// An ordered source reader retries in place: the next attempt, at the policy's due
+// time; exhausted and fatal attempts still go to the dead letter.
+func TestOrderedSourceReaderRetriesInPlace(t *testing.T) {
+	t.Parallel()
+	rt := testRouter(t, map[string]RetryPolicy{"charge": {MaxAttempts: 3, Backoff: []time.Duration{time.Minute}}}, 0)
+	src, err := NewOrderedSourceReader(rt, "charge", 0)
+	require.NoError(t, err)
+	rec := &kgo.Record{Topic: "orders", Partition: 1, Offset: 7, Key: []byte("k"), Value: []byte("v"), Timestamp: testNow}
+	step := src.Next(rec, testNow)
+	require.Equal(t, tailer.ActionRun, step.Action)
+
+	failure := func(attempt int, o scheduler.Outcome) tailer.Step {
+		w := step.Workload
+		w.Attempt = attempt
+		return src.Failed(&tailer.Failure{Record: rec, Workload: &w, Outcome: o, FirstFailure: testNow})
+	}
+	retry := failure(1, scheduler.Retriable(scheduler.ReasonError, "e"))
+	require.Equal(t, tailer.ActionRetry, retry.Action)
+	require.Equal(t, 2, retry.Workload.Attempt)
+	require.Equal(t, step.Workload.ID, retry.Workload.ID)
+	require.Equal(t, testNow.Add(time.Minute), retry.Until, "the policy's backoff, from the router's clock")
+
+	slow := scheduler.Retriable(scheduler.ReasonOverloaded, "429")
+	slow.RetryAfter = 2 * time.Minute
+	require.Equal(t, testNow.Add(2*time.Minute), failure(2, slow).Until, "Retry-After is honoured")
+
+	exhausted := failure(3, scheduler.Retriable(scheduler.ReasonError, "e"))
+	require.Equal(t, tailer.ActionProduce, exhausted.Action)
+	require.Equal(t, tailer.ToDeadLetter, exhausted.To)
+	require.Equal(t, ReasonExhausted, exhausted.Reason)
+
+	fatal := failure(1, scheduler.Fatal(scheduler.ReasonFatal, "bad"))
+	require.Equal(t, tailer.ToDeadLetter, fatal.To)
+
+	storm := src.Failed(&tailer.Failure{Record: rec, Workload: &step.Workload, Outcome: scheduler.Retriable(scheduler.ReasonError, "e"),
+		FirstFailure: testNow, Storm: true})
+	require.Equal(t, tailer.ActionRetry, storm.Action)
+	require.True(t, storm.Until.IsZero(), "a storm retry keeps the tailer's own backoff and pauses the partition")
+}

@@ -70,6 +70,48 @@ func benchInProcess(b *testing.B, brokers []string, topic string, end map[int32]
 	exec := scheduler.ExecutorFunc(func(context.Context, *scheduler.Workload, time.Duration) scheduler.Outcome {
 		return scheduler.Success()
 	})
+	var total time.Duration
+	for range b.N {
+		total += runPipeline(b, brokers, topic, end, exec, tailer.OrderUnordered)
+	}
+	b.ReportMetric(float64(benchRecords*b.N)/total.Seconds(), "rec/s")
+}
+
+// BenchmarkOrdering reads the same records with a slow function (1 ms) in each
+// ordering mode: unordered runs up to the function's concurrency at once, key order
+// one record per key, partition order one record per partition.
+func BenchmarkOrdering(b *testing.B) {
+	const n = 4000
+	brokers := kafkatest.Brokers(b)
+	topic := kafkatest.NewTopic(b, brokers, 4)
+	kafkatest.ProduceN(b, brokers, topic, n, func(i int) *kgo.Record {
+		return &kgo.Record{Topic: topic, Key: []byte(strconv.Itoa(i % 200)), Value: []byte("v")}
+	})
+	end := kafkatest.EndOffsets(b, brokers, topic)
+	slow := scheduler.ExecutorFunc(func(ctx context.Context, _ *scheduler.Workload, _ time.Duration) scheduler.Outcome {
+		time.Sleep(time.Millisecond)
+		return scheduler.Success()
+	})
+	for _, o := range []tailer.Ordering{tailer.OrderUnordered, tailer.OrderKey, tailer.OrderPartition} {
+		b.Run(string(o), func(b *testing.B) {
+			var total time.Duration
+			for range b.N {
+				total += runPipeline(b, brokers, topic, end, slow, o)
+			}
+			b.ReportMetric(float64(n*b.N)/total.Seconds(), "rec/s")
+		})
+	}
+}
+
+// runPipeline reads topic to end with a fresh group through a tailer keeping ordering
+// o, an in-process scheduler (concurrency 64) running exec and an in-memory
+// checkpoint store, and returns the time until every record succeeded. It fails the
+// benchmark unless the committed watermarks are at end afterwards.
+func runPipeline(b *testing.B, brokers []string, topic string, end map[int32]int64, exec scheduler.ExecutorFunc, o tailer.Ordering) time.Duration {
+	var records int64
+	for _, e := range end {
+		records += e
+	}
 	ladder, err := delaystreams.NewLadder(delaystreams.DefaultRungs(), 0)
 	if err != nil {
 		b.Fatal(err)
@@ -80,64 +122,65 @@ func benchInProcess(b *testing.B, brokers []string, topic string, end map[int32]
 	if err != nil {
 		b.Fatal(err)
 	}
-	reader, err := delaystreams.NewSourceReader(router, "fn", 0)
+	newReader := delaystreams.NewSourceReader
+	if o != tailer.OrderUnordered {
+		newReader = delaystreams.NewOrderedSourceReader
+	}
+	reader, err := newReader(router, "fn", 0)
 	if err != nil {
 		b.Fatal(err)
 	}
-	var total time.Duration
-	for range b.N {
-		s, err := scheduler.New(scheduler.Config{
-			Functions: []scheduler.Function{{Name: "fn", Concurrency: 64, Timeout: time.Minute, Executor: exec}},
-			Logger:    quietLogger(),
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		store, err := checkpoint.OpenPebble(checkpoint.PebbleOptions{Dir: "cp", FS: vfs.NewMem(), Logger: quietLogger()})
-		if err != nil {
-			b.Fatal(err)
-		}
-		group := benchGroup("pipe", topic)
-		tl, err := tailer.New(tailer.Config{
-			Name: "bench", Topic: topic, Function: "fn", Group: group,
-			ClientOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)},
-			Scheduler:  scheduler.NewLocal(s, 20000), Store: store, Reader: reader, Producer: nopProducer{},
-			CommitInterval: 50 * time.Millisecond, Logger: quietLogger(),
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		errc := make(chan error, 1)
-		start := time.Now()
-		go func() { errc <- tl.Run(ctx) }()
-		lastProgress, last := time.Now(), int64(-1)
-		for {
-			st := tl.Stats()
-			if st.Succeeded >= benchRecords {
-				break
-			}
-			if st.Succeeded != last {
-				lastProgress, last = time.Now(), st.Succeeded
-			} else if time.Since(lastProgress) > 20*time.Second {
-				b.Fatalf("no progress for 20s: %+v; committed %v", st, kafkatest.CommittedOffsets(b, brokers, group, topic))
-			}
-			time.Sleep(time.Millisecond)
-		}
-		total += time.Since(start)
-		cancel()
-		if err := <-errc; err != nil {
-			b.Fatal(err)
-		}
-		for p, c := range kafkatest.CommittedOffsets(b, brokers, group, topic) {
-			if c != end[p] {
-				b.Fatalf("partition %d committed %d, want %d", p, c, end[p])
-			}
-		}
-		_ = s.Close()
-		_ = store.Close()
+	s, err := scheduler.New(scheduler.Config{
+		Functions: []scheduler.Function{{Name: "fn", Concurrency: 64, Timeout: time.Minute, Executor: exec}},
+		Logger:    quietLogger(),
+	})
+	if err != nil {
+		b.Fatal(err)
 	}
-	b.ReportMetric(float64(benchRecords*b.N)/total.Seconds(), "rec/s")
+	defer func() { _ = s.Close() }()
+	store, err := checkpoint.OpenPebble(checkpoint.PebbleOptions{Dir: "cp", FS: vfs.NewMem(), Logger: quietLogger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = store.Close() }()
+	group := benchGroup("pipe", topic)
+	tl, err := tailer.New(tailer.Config{
+		Name: "bench", Topic: topic, Function: "fn", Group: group, Ordering: o,
+		ClientOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)},
+		Scheduler:  scheduler.NewLocal(s, 20000), Store: store, Reader: reader, Producer: nopProducer{},
+		CommitInterval: 50 * time.Millisecond, Logger: quietLogger(),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	start := time.Now()
+	go func() { errc <- tl.Run(ctx) }()
+	lastProgress, last := time.Now(), int64(-1)
+	for {
+		st := tl.Stats()
+		if st.Succeeded >= records {
+			break
+		}
+		if st.Succeeded != last {
+			lastProgress, last = time.Now(), st.Succeeded
+		} else if time.Since(lastProgress) > 20*time.Second {
+			b.Fatalf("no progress for 20s: %+v; committed %v", st, kafkatest.CommittedOffsets(b, brokers, group, topic))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	took := time.Since(start)
+	cancel()
+	if err := <-errc; err != nil {
+		b.Fatal(err)
+	}
+	for p, c := range kafkatest.CommittedOffsets(b, brokers, group, topic) {
+		if c != end[p] {
+			b.Fatalf("partition %d committed %d, want %d", p, c, end[p])
+		}
+	}
+	return took
 }
 
 type nopProducer struct{}

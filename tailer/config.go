@@ -19,6 +19,22 @@ const (
 	StartLatest   Start = "latest"
 )
 
+// Ordering says which records of a partition may run at the same time (DESIGN.md,
+// "Ordering modes").
+type Ordering string
+
+const (
+	// OrderUnordered (the default): any records run at once, up to the window.
+	OrderUnordered Ordering = "unordered"
+	// OrderKey: records with the same key run one at a time, in offset order. A
+	// record whose key is busy waits, in memory and in the window, behind the record
+	// running or retrying in place; other keys flow. Records with no key (a null key)
+	// have no order to keep and run at once.
+	OrderKey Ordering = "key"
+	// OrderPartition: one record of a partition at a time, in offset order.
+	OrderPartition Ordering = "partition"
+)
+
 // Config configures one tailer: one consumer group reading one topic for one function.
 type Config struct {
 	Name     string // the tailer's name, used in logs and as the push stream's name
@@ -26,6 +42,10 @@ type Config struct {
 	Function string // the function its records run, for logs and the storm guard; "" for a rung reader
 	Group    string // consumer group; default "kasync.<Name>"
 	Start    Start  // default StartEarliest
+	// Ordering is which records may run at once (default OrderUnordered). With
+	// OrderKey or OrderPartition the Reader should retry failures in place (ActionRetry
+	// with Until), since a record on a delay rung would let later ones overtake it.
+	Ordering Ordering
 
 	// ClientOpts connect to the cluster (seed brokers, TLS, SASL, logger). The tailer adds
 	// the consumer-group options itself and rejects none of these.
@@ -80,6 +100,9 @@ func (c Config) withDefaults() Config {
 	if c.Start == "" {
 		c.Start = StartEarliest
 	}
+	if c.Ordering == "" {
+		c.Ordering = OrderUnordered
+	}
 	if c.MaxRecords == 0 {
 		c.MaxRecords = 500
 	}
@@ -126,6 +149,11 @@ func (c Config) validate() error {
 	}
 	if c.Start != StartEarliest && c.Start != StartLatest {
 		bad("Start", "%q is not %q or %q", c.Start, StartEarliest, StartLatest)
+	}
+	switch c.Ordering {
+	case OrderUnordered, OrderKey, OrderPartition:
+	default:
+		bad("Ordering", "%q is not %q, %q or %q", c.Ordering, OrderUnordered, OrderKey, OrderPartition)
 	}
 	for _, f := range []struct {
 		name string

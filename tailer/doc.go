@@ -18,7 +18,9 @@
 // one timer for all partitions wakes it; nothing polls). For each failed attempt it
 // returns where the failure goes: ActionProduce, or, while the function's storm guard is
 // on, ActionRetry — the record retries in place with backoff and its partition pauses,
-// on purpose.
+// on purpose. A tailer keeping key or partition order gets ActionRetry with a due time
+// for every retriable failure: the next attempt runs in place then, and only the
+// record's key waits for it.
 //
 // What the package guarantees (DESIGN.md invariants, with the test that proves each):
 //
@@ -48,4 +50,12 @@
 //  7. Order of holds. Records of a partition behind a held record wait with it and are
 //     asked about again in offset order, so a rung partition, ordered by append time,
 //     only ever waits on its head (TestHeldRecordsGoToTheNextOwner, TestForgedRungHeaders).
+//  8. Ordering modes. With OrderKey, records with the same non-null key run one at a
+//     time in offset order: a record whose key is busy (an earlier record of it runs,
+//     retries in place or has its failure made durable) waits in the window behind it,
+//     and is pushed once that one is done; other keys flow meanwhile. OrderPartition is
+//     the same with one key per partition. Waiting records count in the window, so the
+//     window bounds them and a partition whose window fills pauses (invariant 3); they
+//     are parked, so a revocation does not wait for them (TestKeyOrderProperty,
+//     TestKeyOrderOtherKeysFlow, TestPartitionOrder, TestKeyOrderRevokeDropsBlocked).
 package tailer

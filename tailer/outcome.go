@@ -63,12 +63,21 @@ func (t *Tailer) handle(e *entry, o scheduler.Outcome) {
 		t.log.Error("reader returned an unusable step for a failed attempt; retrying it in place",
 			"id", e.w.ID, "action", step.Action)
 	}
+	ordered := step.Action == ActionRetry && !step.Until.IsZero()
 	e.inPlace++
-	e.due = now.Add(t.cfg.stormRetry(e.inPlace, rand.Float64()))
+	if ordered {
+		// The next attempt, at its time; only the record's key waits for it.
+		if step.Workload.Attempt >= 1 {
+			e.w = step.Workload
+		}
+		e.due = step.Until
+	} else {
+		e.due = now.Add(t.cfg.stormRetry(e.inPlace, rand.Float64()))
+	}
 	p := e.part
 	p.mu.Lock()
 	p.parked++
-	if !p.fenced {
+	if !p.fenced && !ordered {
 		t.setPauseLocked(p, pauseStorm, true)
 	}
 	idle := p.revoking.Load() && p.win != nil && p.win.InFlight() == p.parked
@@ -100,12 +109,16 @@ func (t *Tailer) complete(e *entry) {
 	p.mu.Lock()
 	if p.fenced || p.win == nil || !p.win.Done(e.offset) {
 		fenced := p.fenced
+		if !fenced {
+			t.releaseKeyLocked(p, e) // never leave a key busy for ever
+		}
 		p.mu.Unlock()
 		if fenced {
 			t.stats.fenced.Add(1)
 		}
 		return
 	}
+	t.releaseKeyLocked(p, e)
 	p.dirty = true
 	inFlight := p.win.InFlight()
 	if p.pause&pauseFull != 0 && inFlight < t.cfg.PartitionMaxInFlight {
@@ -135,13 +148,6 @@ func (e *entry) function(def string) string {
 		return e.w.Function
 	}
 	return def
-}
-
-// usable reports whether e's partition is still ours and accepting work. A retry of a
-// fenced or revoking partition is dropped: its record stays below the checkpoint, so
-// the partition's next owner runs it.
-func (t *Tailer) usable(e *entry) bool {
-	return !e.part.revoking.Load() && !t.fenced(e)
 }
 
 // fenced reports whether e's partition is no longer ours. A revoking partition is
@@ -205,10 +211,7 @@ func (t *Tailer) retryLoop(ctx context.Context) {
 		due, wait := t.retries.due(now, run)
 		run = due[:0]
 		for _, e := range due {
-			e.part.mu.Lock()
-			e.part.parked--
-			e.part.mu.Unlock()
-			if t.usable(e) {
+			if t.unpark(e) {
 				run = append(run, e)
 				t.stats.inPlace.Add(1)
 			}

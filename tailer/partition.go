@@ -44,9 +44,14 @@ type partition struct {
 	// partition with held records.
 	held []*kgo.Record
 	// parked counts records in the window that neither run nor are being produced:
-	// held ones and those waiting for an in-place retry. A revocation does not wait
-	// for them; the partition's next owner reads them again.
+	// held ones, those waiting for an in-place retry and those waiting behind a busy
+	// key. A revocation does not wait for them; the partition's next owner reads them
+	// again.
 	parked int
+	// keys are the busy keys (OrderKey; the one key "" in OrderPartition), each with
+	// the records waiting behind its active one; blocked counts those records.
+	keys    map[string]*keyLine
+	blocked int
 }
 
 // stateLocked is the checkpoint state of the partition: its watermark and the offsets

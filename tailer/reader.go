@@ -24,8 +24,8 @@ type Reader interface {
 	// partition, and Next is called again for it once Until has come.
 	Next(rec *kgo.Record, now time.Time) Step
 	// Failed is called for an attempt that did not succeed. It returns ActionProduce (a
-	// rung or the dead letter) or, only for a retriable outcome, ActionRetry (in place,
-	// when the function's failure-storm guard is on).
+	// rung or the dead letter) or, only for a retriable outcome, ActionRetry (in place:
+	// when the function's failure-storm guard is on, or to keep key or partition order).
 	Failed(f *Failure) Step
 }
 
@@ -42,10 +42,16 @@ const (
 	// ActionWait holds the record, and every later record of its partition, until
 	// Step.Until; the partition's fetching pauses meanwhile.
 	ActionWait
-	// ActionRetry runs the workload again in place after a backoff, holding its slot in
-	// the window and pausing its partition (the failure-storm guard's "clog on purpose").
-	// The attempt number does not change: the failure is the function's, not the
-	// record's, so it does not use up the record's attempts.
+	// ActionRetry runs the workload again in place, holding its slot in the window. It
+	// has two forms:
+	//
+	//   - Until zero: the failure-storm guard's "clog on purpose". The tailer waits a
+	//     backoff (StormRetryMin..Max), pausing the partition, and runs the same attempt
+	//     again: the failure is the function's, not the record's, so it does not use up
+	//     the record's attempts.
+	//   - Until set: an ordered retry (OrderKey, OrderPartition). The tailer runs
+	//     Step.Workload (the next attempt) at Until; the partition keeps flowing and only
+	//     the record's key (or, in partition order, the partition's next record) waits.
 	ActionRetry
 )
 
@@ -63,7 +69,7 @@ type Step struct {
 	Action Action
 
 	// ActionRun: the workload to run, and when its first attempt failed (zero for a
-	// first attempt).
+	// first attempt). ActionRetry with Until: the attempt to run then.
 	Workload     scheduler.Workload
 	FirstFailure time.Time
 
@@ -73,7 +79,8 @@ type Step struct {
 	To     Destination
 	Reason string
 
-	// ActionWait: when to call Next again.
+	// ActionWait: when to call Next again. ActionRetry: when to run Workload again (zero
+	// for a storm-guard retry; see ActionRetry).
 	Until time.Time
 }
 

@@ -38,6 +38,7 @@ type Tailer struct {
 	retries  retryQueue    // records waiting for an in-place retry
 	holds    holdQueue     // partitions whose head record waits for its time
 	outbox   outbox        // records being made durable (rungs, dead letter)
+	ready    readyQueue    // records whose key became free (OrderKey, OrderPartition)
 
 	commitMu    sync.Mutex // one checkpoint write at a time; revocation takes it to fence
 	sinceCommit atomic.Int64
@@ -62,6 +63,11 @@ type entry struct {
 	out    *kgo.Record // ActionProduce: the record to make durable
 	to     Destination
 	reason string
+
+	// key orders the entry when keyed (OrderKey, OrderPartition): while it is active
+	// its key is busy, and the partition's later records of the key wait for it.
+	key   string
+	keyed bool
 }
 
 // New checks cfg and returns a tailer ready to Run.
@@ -80,6 +86,7 @@ func New(cfg Config) (*Tailer, error) {
 		retries:   retryQueue{wake: make(chan struct{}, 1)},
 		holds:     holdQueue{wake: make(chan struct{}, 1)},
 		outbox:    outbox{wake: make(chan struct{}, 1)},
+		ready:     readyQueue{wake: make(chan struct{}, 1)},
 	}, nil
 }
 
@@ -133,8 +140,11 @@ func (t *Tailer) Run(ctx context.Context) error {
 	wg.Go(func() { t.retryLoop(bg) })
 	wg.Go(func() { t.holdLoop(bg) })
 	wg.Go(func() { t.outboxLoop(bg) })
+	if t.cfg.Ordering != OrderUnordered {
+		wg.Go(func() { t.readyLoop(bg) })
+	}
 
-	t.log.Info("tailer started", "group", t.cfg.Group, "function", t.cfg.Function)
+	t.log.Info("tailer started", "group", t.cfg.Group, "function", t.cfg.Function, "ordering", t.cfg.Ordering)
 	runErr := t.pollLoop(ctx)
 
 	// Drain: hand every partition back as a revocation would, then leave the group
@@ -162,12 +172,13 @@ type Stats struct {
 	// Pauses counts the times a partition was paused at PartitionMaxInFlight.
 	Pauses int64
 	// InFlight is the records read and not done now; Held, those of them held until
-	// their time (ActionWait).
-	InFlight, Held int64
+	// their time (ActionWait); Blocked, those waiting behind an earlier record of their
+	// key or partition (OrderKey, OrderPartition).
+	InFlight, Held, Blocked int64
 }
 
 type statCounters struct {
-	read, skipped, succeeded, delayed, hopped, deadLettered, inPlace, fenced, pauses, held atomic.Int64
+	read, skipped, succeeded, delayed, hopped, deadLettered, inPlace, fenced, pauses, held, blocked atomic.Int64
 }
 
 // Stats returns the tailer's counters.
@@ -176,7 +187,7 @@ func (t *Tailer) Stats() Stats {
 		Read: t.stats.read.Load(), Skipped: t.stats.skipped.Load(), Succeeded: t.stats.succeeded.Load(),
 		Delayed: t.stats.delayed.Load(), Hopped: t.stats.hopped.Load(), DeadLettered: t.stats.deadLettered.Load(),
 		RetriedInPlace: t.stats.inPlace.Load(), Fenced: t.stats.fenced.Load(), Pauses: t.stats.pauses.Load(),
-		InFlight: t.inFlight.Load(), Held: t.stats.held.Load(),
+		InFlight: t.inFlight.Load(), Held: t.stats.held.Load(), Blocked: t.stats.blocked.Load(),
 	}
 }
 
@@ -280,7 +291,9 @@ func (t *Tailer) stepLocked(p *partition, rec *kgo.Record, step Step, run []*ent
 	switch step.Action {
 	case ActionRun:
 		e := &entry{part: p, offset: rec.Offset, rec: rec, w: step.Workload, firstFailure: step.FirstFailure}
-		run = append(run, e)
+		if t.admitLocked(p, e) {
+			run = append(run, e)
+		}
 	case ActionProduce:
 		t.outbox.add(&entry{part: p, offset: rec.Offset, rec: rec, out: step.Record, to: step.To, reason: step.Reason})
 	default:

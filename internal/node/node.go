@@ -132,11 +132,6 @@ func (n *Node) checkSupported() error {
 			}
 		}
 	}
-	for i, t := range n.cfg.Tailers {
-		if t.Ordering != config.OrderingUnordered {
-			errs = append(errs, fmt.Errorf("tailers[%d].ordering: %q ordering is not supported by this version yet; use unordered", i, t.Ordering))
-		}
-	}
 	return errors.Join(errs...)
 }
 
@@ -248,7 +243,13 @@ func (n *Node) buildTailers(ctx context.Context, sources, rungs bool) error {
 	}
 	if sources {
 		for i, tc := range n.cfg.Tailers {
-			reader, err := delaystreams.NewSourceReader(n.router, tc.Function, tc.Priority)
+			newReader := delaystreams.NewSourceReader
+			if tc.Ordering != config.OrderingUnordered {
+				// Key and partition order retry in place: a record on a rung would let
+				// the later records of its key overtake it.
+				newReader = delaystreams.NewOrderedSourceReader
+			}
+			reader, err := newReader(n.router, tc.Function, tc.Priority)
 			if err != nil {
 				return fmt.Errorf("node: tailers[%d]: %w", i, err)
 			}
@@ -258,6 +259,7 @@ func (n *Node) buildTailers(ctx context.Context, sources, rungs bool) error {
 				Function:      tc.Function,
 				Group:         tc.Group,
 				Start:         tailer.Start(tc.Start),
+				Ordering:      tailer.Ordering(tc.Ordering),
 				MaxRecords:    tc.Batch.MaxRecords,
 				MaxWait:       tc.Batch.MaxWait.Std(),
 				MaxInFlight:   tc.MaxInFlight,

@@ -2,10 +2,12 @@ package node_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -195,11 +197,53 @@ func TestUnsupportedConfigIsRefused(t *testing.T) {
 	brokers := kafkatest.Brokers(t)
 	cfg := testConfig(t, brokers, kafkatest.NewTopic(t, brokers, 1))
 	cfg.Functions[0].URL = "http://127.0.0.1:9/fn"
-	cfg.Tailers[0].Ordering = config.OrderingKey
 	_, err := node.Start(context.Background(), node.Options{Config: cfg, Logger: quiet()})
 	require.Error(t, err)
 	require.ErrorContains(t, err, "functions[0].url")
-	require.ErrorContains(t, err, "tailers[0].ordering")
+}
+
+// TestKeyOrderingIsWired: a tailer with ordering: key keeps a key's records in order
+// across retries, retried in place (nothing is written to a rung).
+func TestKeyOrderingIsWired(t *testing.T) {
+	t.Parallel()
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.NewTopic(t, brokers, 2)
+	const n = 30
+	kafkatest.ProduceN(t, brokers, topic, n, func(i int) *kgo.Record {
+		return &kgo.Record{Topic: topic, Key: []byte("k" + strconv.Itoa(i%3)), Value: []byte("e-" + strconv.Itoa(i))}
+	})
+	end := kafkatest.EndOffsets(t, brokers, topic)
+	cfg := testConfig(t, brokers, topic, func(c *config.Config) { c.Tailers[0].Ordering = config.OrderingKey })
+
+	var mu sync.Mutex
+	runs := map[string][]string{} // key → payloads in the order they ran, failures included
+	reg := kruntime.NewRegistry()
+	reg.MustRegister("fn", func(_ context.Context, task *kruntime.Task) error {
+		mu.Lock()
+		runs[string(task.Key)] = append(runs[string(task.Key)], string(task.Payload))
+		mu.Unlock()
+		if i, _ := strconv.Atoi(strings.TrimPrefix(string(task.Payload), "e-")); i%7 == 0 && task.Attempt < 3 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	nd := start(t, node.Options{Config: cfg, Registry: reg})
+	waitCommitted(t, brokers, cfg.Tailers[0].Group, topic, end)
+	nd.stop(t)
+
+	mu.Lock()
+	defer mu.Unlock()
+	for k := range 3 {
+		var want []string
+		for i := k; i < n; i += 3 {
+			e := "e-" + strconv.Itoa(i)
+			want = append(want, e)
+			if i%7 == 0 {
+				want = append(want, e, e) // two failed attempts, then the success
+			}
+		}
+		require.Equal(t, want, runs["k"+strconv.Itoa(k)], "key k%d", k)
+	}
 }
 
 // TestStartFailureReleasesEverything: when a later part cannot start (the HTTP port is

@@ -33,8 +33,8 @@ const (
 var ErrWorkerRejected = errors.New("worker rejected by the scheduler")
 
 // errTaskLost is returned by Task.Heartbeat when the stream that delivered the task is
-// gone: the scheduler has already failed the attempt as worker-lost.
-var errTaskLost = errors.New("the task's scheduler stream is gone; the attempt was failed as worker-lost")
+// gone: the scheduler has already taken the attempt as lost (and re-dispatches it).
+var errTaskLost = errors.New("the task's scheduler stream is gone; the scheduler took the attempt as lost")
 
 // WorkerConfig configures a Worker. Zero values take the defaults named on each field.
 type WorkerConfig struct {
@@ -47,7 +47,11 @@ type WorkerConfig struct {
 	Capacity int
 	// WorkerID names the worker in the scheduler's logs (default "<hostname>-<pid>").
 	WorkerID string
-	// Heartbeat is how often the ids of running tasks are sent (default 5s).
+	// Heartbeat is how often the ids of running tasks are sent (default 5s). A
+	// scheduler takes a task as lost when it has not been named in a heartbeat for its
+	// heartbeat timeout (rpc.PoolOptions.HeartbeatTimeout, default 15s), and announces
+	// that timeout when the worker connects; the worker then heartbeats at most a third
+	// of it apart, whatever this says.
 	Heartbeat time.Duration
 	// DrainTimeout bounds how long Run waits for running tasks after its ctx is done
 	// (default 30s); then their contexts are cancelled.
@@ -138,12 +142,17 @@ func (c WorkerConfig) validate() error {
 //     offers Capacity minus the slots still held by tasks of an earlier stream, and one
 //     WorkCredit is sent per finished task, after its TaskResult.
 //  2. Every task gets exactly one TaskResult on the stream that delivered it, unless that
-//     stream breaks first; then the scheduler has failed it as worker-lost, and the
-//     worker cancels its context (its work is wasted).
-//  3. Liveness: the ids of running tasks are sent every Heartbeat, and at once when a
-//     function calls Task.Heartbeat (which fails once the task's stream is gone).
-//     CancelTask cancels the task's context; panics become retriable outcomes in
-//     Registry.RunTask.
+//     stream breaks first; then the scheduler has taken it as lost (it re-dispatches
+//     the same attempt to a live worker), and the worker cancels its context (its work
+//     is wasted). (TestWorkerKilledWithTasksInFlightTheyRunElsewhere)
+//  3. Liveness: the ids of running tasks are sent every Heartbeat, but at most a third
+//     of the scheduler's announced heartbeat timeout apart, and at once when a function
+//     calls Task.Heartbeat (which fails once the task's stream is gone).
+//     (TestWorkerHeartbeatsKeepLongTasks) CancelTask cancels the task's context; a
+//     panic is logged with its stack and becomes a retriable outcome in
+//     Registry.RunTask, and the worker keeps serving
+//     (TestWorkerRunsTasksAndReturnsOutcomes); a function that ignores cancellation
+//     frees its slot at the timeout (TestWorkerHungFunctionFreesSlotAtTimeout).
 //  4. A broken stream is re-opened with jittered exponential backoff, trying Addrs in
 //     turn; a refused hello (unknown function, malformed hello) is final and Run returns
 //     an error wrapping ErrWorkerRejected.

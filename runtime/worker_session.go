@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"strconv"
 	"sync"
 	"time"
 
@@ -29,6 +31,8 @@ type session struct {
 
 	sendMu sync.Mutex
 	dead   bool // guarded by sendMu
+
+	beatEvery time.Duration // the heartbeat interval: Heartbeat, or less if the scheduler asks
 
 	mu       sync.Mutex
 	tasks    map[uint64]context.CancelFunc
@@ -70,7 +74,10 @@ func (w *Worker) serve(ctx context.Context, addr string) (welcomed bool, err err
 	if !stopAbort() {
 		return true, ctx.Err() // ctx ended during the hello; nothing ran yet
 	}
-	w.log.Info("connected to scheduler", "addr", addr, "functions", w.cfg.Registry.Names(), "capacity", w.cfg.Capacity)
+	var schedTimeout time.Duration
+	s.beatEvery, schedTimeout = w.heartbeatInterval(stream)
+	w.log.Info("connected to scheduler", "addr", addr, "functions", w.cfg.Registry.Names(), "capacity", w.cfg.Capacity,
+		"heartbeat", s.beatEvery, "heartbeat_timeout", schedTimeout)
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -108,6 +115,29 @@ func (s *session) hello() error {
 		Capacity:  uint32(w.cfg.Capacity),
 		Busy:      uint32(busy),
 	}}})
+}
+
+// heartbeatInterval is how often the session heartbeats: cfg.Heartbeat, but at most a
+// third of the heartbeat timeout the scheduler announced in the stream's header, so
+// that a missed or late heartbeat does not get running tasks taken as lost. It also
+// returns that timeout (0 when the scheduler did not announce one).
+func (w *Worker) heartbeatInterval(stream grpc.ClientStream) (every, schedTimeout time.Duration) {
+	every = w.cfg.Heartbeat
+	md, err := stream.Header() // received with the welcome; does not block now
+	if err != nil {
+		return every, 0
+	}
+	vals := md.Get(rpc.HeartbeatTimeoutHeader)
+	if len(vals) == 0 {
+		return every, 0
+	}
+	ms, err := strconv.ParseInt(vals[0], 10, 64)
+	if err != nil || ms <= 0 || ms > math.MaxInt64/int64(time.Millisecond) {
+		w.log.Warn("ignoring a malformed heartbeat timeout from the scheduler", "header", rpc.HeartbeatTimeoutHeader, "value", vals[0])
+		return every, 0
+	}
+	schedTimeout = time.Duration(ms) * time.Millisecond
+	return min(every, max(schedTimeout/3, time.Millisecond)), schedTimeout
 }
 
 // helloError turns a failed hello into Run's error: a refusal is permanent.
@@ -223,9 +253,9 @@ func (s *session) heartbeat(ids []uint64) error {
 	return nil
 }
 
-// heartbeats sends the ids of running tasks every Heartbeat until ctx ends.
+// heartbeats sends the ids of running tasks every beatEvery until ctx ends.
 func (s *session) heartbeats(ctx context.Context) {
-	t := time.NewTicker(s.w.cfg.Heartbeat)
+	t := time.NewTicker(s.beatEvery)
 	defer t.Stop()
 	for {
 		select {
@@ -245,8 +275,9 @@ func (s *session) heartbeats(ctx context.Context) {
 	}
 }
 
-// broken marks the stream gone and cancels its tasks: the scheduler has failed them as
-// worker-lost, so their work is wasted and their slots are better freed.
+// broken marks the stream gone and cancels its tasks: the scheduler has taken them as
+// lost (it re-dispatches them, to this worker once it reconnects or to another), so
+// their work is wasted and their slots are better freed.
 func (s *session) broken() {
 	s.sendMu.Lock()
 	s.dead = true

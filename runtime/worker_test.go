@@ -35,11 +35,30 @@ type cluster struct {
 
 func newCluster(t *testing.T, timeout time.Duration, functions ...string) *cluster {
 	t.Helper()
+	return newClusterWith(t, clusterOptions{timeout: timeout}, functions...)
+}
+
+type clusterOptions struct {
+	timeout     time.Duration
+	concurrency int // per function; default 64
+	pool        rpc.PoolOptions
+}
+
+func newClusterWith(t *testing.T, o clusterOptions, functions ...string) *cluster {
+	t.Helper()
 	logger := slog.New(slog.NewTextHandler(t.Output(), nil))
-	c := &cluster{pool: rpc.NewWorkerPool(logger), results: make(map[uint64][]scheduler.Outcome), arrived: make(chan struct{}, 1)}
+	if o.pool.Logger == nil {
+		o.pool.Logger = logger
+	}
+	if o.concurrency == 0 {
+		o.concurrency = 64
+	}
+	pool, err := rpc.NewPool(o.pool)
+	require.NoError(t, err)
+	c := &cluster{pool: pool, results: make(map[uint64][]scheduler.Outcome), arrived: make(chan struct{}, 1)}
 	fns := make([]scheduler.Function, len(functions))
 	for i, name := range functions {
-		fns[i] = scheduler.Function{Name: name, Concurrency: 64, Timeout: timeout, Executor: c.pool}
+		fns[i] = scheduler.Function{Name: name, Concurrency: o.concurrency, Timeout: o.timeout, Executor: c.pool}
 	}
 	sched, err := scheduler.New(scheduler.Config{Functions: fns, Logger: logger})
 	require.NoError(t, err)
@@ -113,15 +132,23 @@ func (c *cluster) outcome(t *testing.T, token uint64) scheduler.Outcome {
 	}
 }
 
-// killableDialer lets a test cut a worker's TCP connections, as a crash would.
+// killableDialer lets a test cut a worker's TCP connections, as a crash would; once
+// dead, it also refuses new ones, as a process that is gone never reconnects.
 type killableDialer struct {
 	mu    sync.Mutex
 	conns []net.Conn
 	dials int
+	dead  bool
 }
 
 func (k *killableDialer) option() grpc.DialOption {
 	return grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+		k.mu.Lock()
+		dead := k.dead
+		k.mu.Unlock()
+		if dead {
+			return nil, errors.New("killed: this worker process is gone")
+		}
 		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
 		if err == nil {
 			k.mu.Lock()
@@ -133,9 +160,15 @@ func (k *killableDialer) option() grpc.DialOption {
 	})
 }
 
-func (k *killableDialer) kill() {
+func (k *killableDialer) kill() { k.cut(false) }
+
+// killForGood cuts the connections and refuses new ones: kill -9 of the process.
+func (k *killableDialer) killForGood() { k.cut(true) }
+
+func (k *killableDialer) cut(forGood bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	k.dead = forGood
 	for _, c := range k.conns {
 		_ = c.Close()
 	}
@@ -206,7 +239,10 @@ func TestWorkerRunsTasksAndReturnsOutcomes(t *testing.T) {
 		}
 		return nil
 	}))
-	stop, _, _ := runWorker(t, newTestWorker(t, c.addr, reg))
+	w := newTestWorker(t, c.addr, reg)
+	logs := &syncBuffer{}
+	reg.SetLogger(slog.New(slog.NewTextHandler(logs, nil)))
+	stop, _, _ := runWorker(t, w)
 
 	c.push(t, 1, "work", "ok")
 	c.push(t, 2, "work", "fatal")
@@ -217,8 +253,14 @@ func TestWorkerRunsTasksAndReturnsOutcomes(t *testing.T) {
 	require.Contains(t, c.outcome(t, 2).Err, "card declined")
 	require.Equal(t, scheduler.OutcomeRetriable, c.outcome(t, 3).Kind)
 	require.Equal(t, scheduler.ReasonPanic, c.outcome(t, 4).Reason)
+	logged := logs.String()
+	require.Contains(t, logged, "function panicked")
+	require.Contains(t, logged, "panic=boom")
+	require.Contains(t, logged, "runtime/debug.Stack", "the stack is logged")
+	require.Contains(t, logged, "TestWorkerRunsTasksAndReturnsOutcomes", "down to the function that panicked")
 
-	// Many more than the capacity of 4: credit keeps flowing as tasks finish.
+	// Many more than the capacity of 4, after the panic: credit keeps flowing as tasks
+	// finish, and the worker keeps serving.
 	for token := uint64(100); token < 400; token++ {
 		c.push(t, token, "work", "ok")
 	}
@@ -228,15 +270,21 @@ func TestWorkerRunsTasksAndReturnsOutcomes(t *testing.T) {
 	require.NoError(t, stop())
 }
 
-func TestWorkerKilledMidTaskIsWorkerLostThenResumes(t *testing.T) {
+func TestWorkerKilledMidTaskIsRedispatchedAfterReconnect(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, time.Hour, "slow")
 	started := make(chan *Task, 4)
 	cancelled := make(chan struct{}, 4)
+	var mu sync.Mutex
+	runs := make(map[string]int) // runs per task id
 	reg := NewRegistry()
 	require.NoError(t, reg.Register("slow", func(ctx context.Context, task *Task) error {
-		if string(task.Payload) == "quick" {
-			return nil
+		mu.Lock()
+		runs[task.ID]++
+		first := runs[task.ID] == 1
+		mu.Unlock()
+		if !first {
+			return nil // the re-dispatched attempt succeeds
 		}
 		started <- task
 		<-ctx.Done()
@@ -258,11 +306,6 @@ func TestWorkerKilledMidTaskIsWorkerLostThenResumes(t *testing.T) {
 		}
 	}
 	dialer.kill()
-	for token := uint64(1); token <= 2; token++ {
-		o := c.outcome(t, token)
-		require.Equal(t, scheduler.OutcomeRetriable, o.Kind)
-		require.Equal(t, scheduler.ReasonWorkerLost, o.Reason)
-	}
 	for range 2 {
 		select {
 		case <-cancelled: // the worker cancels tasks whose stream is gone
@@ -272,9 +315,13 @@ func TestWorkerKilledMidTaskIsWorkerLostThenResumes(t *testing.T) {
 	}
 	require.ErrorIs(t, task.Heartbeat(context.Background()), errTaskLost)
 
-	// The worker reconnects by itself and serves again.
-	c.push(t, 3, "slow", "quick")
-	require.Equal(t, scheduler.Success(), c.outcome(t, 3))
+	// The worker reconnects by itself, and the lost attempts run again on it, still
+	// as attempt 1.
+	require.Equal(t, scheduler.Success(), c.outcome(t, 1))
+	require.Equal(t, scheduler.Success(), c.outcome(t, 2))
+	mu.Lock()
+	require.Equal(t, map[string]int{"t/0/1": 2, "t/0/2": 2}, runs)
+	mu.Unlock()
 	dialer.mu.Lock()
 	require.GreaterOrEqual(t, dialer.dials, 2)
 	dialer.mu.Unlock()
@@ -319,17 +366,26 @@ func TestWorkerDrainTimeoutCancelsTasks(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, time.Hour, "stuck")
 	started := make(chan struct{}, 1)
+	cancelled := make(chan error, 1)
 	reg := NewRegistry()
 	require.NoError(t, reg.Register("stuck", func(ctx context.Context, _ *Task) error {
 		started <- struct{}{}
 		<-ctx.Done()
+		cancelled <- ctx.Err()
 		return ctx.Err()
 	}))
 	stop, _, _ := runWorker(t, newTestWorker(t, c.addr, reg, func(cfg *WorkerConfig) { cfg.DrainTimeout = 50 * time.Millisecond }))
 	c.push(t, 1, "stuck", "")
 	<-started
 	require.NoError(t, stop())
-	require.Equal(t, scheduler.ReasonWorkerLost, c.outcome(t, 1).Reason)
+	require.ErrorIs(t, <-cancelled, context.Canceled, "the drain timeout cancels the running task")
+
+	// Its attempt was lost with the worker, not failed: the next worker runs it.
+	next := NewRegistry()
+	require.NoError(t, next.Register("stuck", func(context.Context, *Task) error { return nil }))
+	stopNext, _, _ := runWorker(t, newTestWorker(t, c.addr, next, func(cfg *WorkerConfig) { cfg.WorkerID = "next" }))
+	require.Equal(t, scheduler.Success(), c.outcome(t, 1))
+	require.NoError(t, stopNext())
 }
 
 func TestWorkerRejectedForUnconfiguredFunction(t *testing.T) {

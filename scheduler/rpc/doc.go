@@ -8,7 +8,7 @@
 //
 // Wiring, on a scheduler node:
 //
-//	pool := rpc.NewWorkerPool(logger)
+//	pool, _ := rpc.NewPool(rpc.PoolOptions{Logger: logger}) // or rpc.NewWorkerPool(logger)
 //	sched, _ := scheduler.New(scheduler.Config{Functions: []scheduler.Function{
 //		{Name: "charge", Concurrency: 64, Timeout: 30 * time.Second, Executor: pool},
 //	}})
@@ -20,34 +20,59 @@
 //
 // and on a tailer node: rpc.NewClient(conn, rpc.ClientOptions{}) is a tailer.Scheduler.
 //
-// Invariants:
+// Invariants (each with the test that proves it):
 //
 //  1. Credit (Push). A Push stream never holds more unanswered workloads than its
 //     credit: the server grants PushWindow after the hello and one unit per outcome it
 //     sends; a tailer that sends more is cut off with RESOURCE_EXHAUSTED. So memory per
 //     stream is bounded by PushWindow workloads and outcomes (DESIGN invariant 4).
+//     (TestPushOverCreditIsResourceExhausted)
 //  2. One outcome per workload per stream. Every workload received on a live Push stream
 //     gets exactly one Outcome; a malformed one gets a fatal "invalid" outcome instead of
 //     ending the stream (DESIGN invariant 6). Outcomes for a stream that ended are
 //     dropped, and every goroutine of a stream ends with it.
+//     (TestPushInvalidWorkloadGetsFatalOutcome, TestConformance, goleak in TestMain)
 //  3. At least once across breaks, at most one result per token. The Client keeps every
 //     unanswered workload; when its gRPC stream breaks it reconnects with jittered,
 //     capped exponential backoff and re-sends them all. A token's result is delivered at
 //     most once, and never after Close returns.
+//     (TestClientResendsAfterStreamBreaks, TestClientSurvivesServerRestart)
 //  4. Worker capacity. The WorkerPool sends a worker a task only within the credit the
 //     worker granted (capacity - busy at hello, then WorkCredit); credit that would make
 //     free slots plus held tasks exceed the capacity is a protocol error.
+//     (TestPoolWaiterWakesOnCredit, TestWorkProtocolViolations)
 //  5. Timeouts start when a task is handed to its worker's stream (CLAIMED), not while
 //     it waits for a worker. On timeout the worker gets CancelTask and the attempt is
-//     retriable with reason "timeout"; the late result is dropped.
+//     retriable with reason "timeout"; the late result is dropped. Each re-dispatch
+//     (9) gets a fresh timeout. (TestPoolTimeoutStartsWhenTaskIsSent,
+//     TestPoolTimeoutCancelsTaskAndDropsLateResult)
 //  6. Worker loss. When a Work stream ends for any reason (break, protocol error,
-//     shutdown), every task the worker held fails at once as retriable "worker-lost";
+//     shutdown), every task the worker held is lost at once (and re-dispatched, 9);
 //     other workers and streams are unaffected. A protocol error (result for a task the
-//     worker does not hold, malformed outcome kind, excess credit) ends only that stream,
-//     with INVALID_ARGUMENT.
-//  7. A worker is admitted only if its hello is well formed (INVALID_ARGUMENT otherwise)
-//     and every function it offers is configured on the scheduler (FAILED_PRECONDITION,
-//     naming the function and the configured ones).
+//     worker does not hold, malformed outcome kind, excess or zero credit, an empty
+//     message, a second hello) ends only that stream, with INVALID_ARGUMENT; bytes that
+//     do not decode end it too, with gRPC's own INTERNAL. (TestPoolLostWorkerTasksAreRedispatched,
+//     TestWorkGarbageResultEndsOnlyThatWorker, TestWorkProtocolViolations)
+//  7. A worker is admitted only if its hello is well formed (INVALID_ARGUMENT otherwise,
+//     e.g. a capacity outside 1..MaxWorkerCapacity) and every function it offers is
+//     configured on the scheduler (FAILED_PRECONDITION, naming the function and the
+//     configured ones); workers already connected keep serving. (TestWorkRejectsBadHello)
 //  8. Waiting for a worker does not poll: waiters sleep on a per-function channel that is
-//     closed when a worker of that function joins or grants credit, or the pool closes.
+//     closed when a worker of that function joins, grants credit or stops being stalled,
+//     or the pool closes. (TestPoolWaiterWakesOnCredit, TestPoolCloseReleasesWaiters)
+//  9. Re-dispatch, attempt counted once. An attempt whose worker is lost (6, 10) did not
+//     fail: Execute hands the same workload, with the same Attempt, to a live worker (or
+//     the same one, reconnected), at most MaxRedispatch times; then it returns the
+//     retriable worker-lost outcome, so a task that kills every worker it touches cannot
+//     loop for ever. A worker-lost outcome a worker sends itself is not re-dispatched.
+//     (TestPoolLostWorkerTasksAreRedispatched, TestPoolRedispatchIsBounded,
+//     runtime's TestWorkerKilledWithTasksInFlightTheyRunElsewhere)
+//  10. Heartbeats. A task that its worker has neither named in a Heartbeat nor answered
+//     for HeartbeatTimeout (at most HeartbeatTimeout/20 later) is lost: the worker gets
+//     CancelTask, its late result is dropped, and the worker is stalled (sent no task)
+//     until it sends any message. The check is one timer per pool, stopped by Close;
+//     no goroutine per task, no polling. The Work stream's response header
+//     HeartbeatTimeoutHeader tells the worker the timeout.
+//     (TestPoolHeartbeatsKeepTasksAlive, TestPoolHeartbeatTimeoutRedispatchesAndDropsLateResult,
+//     runtime's TestWorkerHeartbeatsKeepLongTasks)
 package rpc

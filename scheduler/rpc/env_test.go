@@ -38,6 +38,7 @@ type env struct {
 }
 
 type envOptions struct {
+	pool         PoolOptions
 	server       ServerOptions
 	client       ClientOptions
 	interceptors []grpc.StreamServerInterceptor
@@ -47,13 +48,17 @@ type envOptions struct {
 func newEnv(t testing.TB, fns []scheduler.Function, o envOptions) *env {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(t.Output(), nil))
-	e := &env{pool: NewWorkerPool(logger)}
+	if o.pool.Logger == nil {
+		o.pool.Logger = logger
+	}
+	pool, err := NewPool(o.pool)
+	require.NoError(t, err)
+	e := &env{pool: pool}
 	for i := range fns {
 		if fns[i].Executor == nil {
 			fns[i].Executor = e.pool
 		}
 	}
-	var err error
 	e.sched, err = scheduler.New(scheduler.Config{Functions: fns, Logger: logger})
 	require.NoError(t, err)
 	if o.server.Logger == nil {
@@ -257,4 +262,33 @@ func (w *rawWorker) ended(t testing.TB) error {
 			return err
 		}
 	}
+}
+
+// requireServes proves that w still gets and answers tasks: it pushes one workload of
+// function on a fresh Push stream and answers the task w receives.
+func requireServes(t testing.TB, e *env, w *rawWorker, function string) {
+	t.Helper()
+	r := newResults()
+	st, err := e.client.Open(ctxT(t), "serves", r.deliver)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, st.Close()) }()
+	require.NoError(t, st.Push(ctxT(t), []scheduler.Pushed{{Token: 7, Workload: wl(function, "serves")}}))
+	task := w.recv(t).GetTask()
+	require.NotNil(t, task)
+	require.Equal(t, "serves", task.GetId())
+	w.answer(t, task.GetTaskId(), scheduler.Success())
+	require.Equal(t, scheduler.Success(), r.waitOutcome(t, 7))
+}
+
+// pushAllOf opens a Push stream and pushes one workload per id, with tokens 1, 2, ...
+func pushAllOf(t testing.TB, e *env, r *results, function string, ids ...string) {
+	t.Helper()
+	st, err := e.client.Open(ctxT(t), "push", r.deliver)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, st.Close()) })
+	ps := make([]scheduler.Pushed, len(ids))
+	for i, id := range ids {
+		ps[i] = scheduler.Pushed{Token: uint64(i + 1), Workload: wl(function, id)}
+	}
+	require.NoError(t, st.Push(ctxT(t), ps))
 }

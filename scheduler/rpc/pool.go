@@ -17,12 +17,71 @@ import (
 // violations; the Work handler turns them into INVALID_ARGUMENT.
 var errProtocol = errors.New("protocol violation")
 
+// Pool defaults.
+const (
+	// DefaultHeartbeatTimeout is PoolOptions.HeartbeatTimeout when it is 0: three of
+	// the Go SDK's default heartbeats (runtime.DefaultWorkerHeartbeat, 5s).
+	DefaultHeartbeatTimeout = 15 * time.Second
+	// MinHeartbeatTimeout is the smallest HeartbeatTimeout accepted.
+	MinHeartbeatTimeout = 10 * time.Millisecond
+	// DefaultMaxRedispatch is PoolOptions.MaxRedispatch when it is 0.
+	DefaultMaxRedispatch = 2
+	// MaxMaxRedispatch is the largest MaxRedispatch accepted.
+	MaxMaxRedispatch = 100
+)
+
+// PoolOptions configure a WorkerPool. The zero value is valid.
+type PoolOptions struct {
+	// HeartbeatTimeout: a task whose worker has neither named it in a Heartbeat nor
+	// answered it for this long is taken as lost (default DefaultHeartbeatTimeout, at
+	// least MinHeartbeatTimeout). A worker must heartbeat its running tasks more often
+	// than this; the pool tells it the value in the Work stream's response header
+	// HeartbeatTimeoutHeader, and the Go SDK heartbeats at most a third of it apart.
+	HeartbeatTimeout time.Duration
+	// MaxRedispatch bounds how often one Execute re-dispatches an attempt whose worker
+	// was lost (stream ended, or heartbeats stopped) before it returns the worker-lost
+	// outcome (default DefaultMaxRedispatch, at most MaxMaxRedispatch; negative: never,
+	// a lost attempt is returned at once).
+	MaxRedispatch int
+	// Logger receives worker losses and re-dispatches (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (o PoolOptions) withDefaults() PoolOptions {
+	if o.HeartbeatTimeout == 0 {
+		o.HeartbeatTimeout = DefaultHeartbeatTimeout
+	}
+	if o.MaxRedispatch == 0 {
+		o.MaxRedispatch = DefaultMaxRedispatch
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+func (o PoolOptions) validate() error {
+	var errs []error
+	if o.HeartbeatTimeout < MinHeartbeatTimeout {
+		errs = append(errs, fmt.Errorf("HeartbeatTimeout is %v; it must be at least %v (0 for the default %v)",
+			o.HeartbeatTimeout, MinHeartbeatTimeout, DefaultHeartbeatTimeout))
+	}
+	if o.MaxRedispatch > MaxMaxRedispatch {
+		errs = append(errs, fmt.Errorf("MaxRedispatch is %d; it must be at most %d (0 for the default %d, negative for none)",
+			o.MaxRedispatch, MaxMaxRedispatch, DefaultMaxRedispatch))
+	}
+	return errors.Join(errs...)
+}
+
 // WorkerPool is the scheduler.Executor for functions that SDK workers serve. Workers
 // join it through Work streams (see Server.Work); Execute hands each attempt to a
-// connected worker with free capacity and waits for its result.
+// connected worker with free capacity and waits for its result, re-dispatching it
+// when that worker is lost.
 type WorkerPool struct {
-	log    *slog.Logger
-	nextID atomic.Uint64
+	log              *slog.Logger
+	heartbeatTimeout time.Duration
+	maxRedispatch    int // >= 0
+	nextID           atomic.Uint64
 
 	mu      sync.Mutex
 	byFunc  map[string][]*poolWorker // connected workers per function
@@ -30,21 +89,39 @@ type WorkerPool struct {
 	rr      map[string]int           // per function: round-robin offset
 	closed  bool
 	all     map[*poolWorker]struct{} // every connected worker
+	beats   *time.Timer              // runs expireBeats; nil until the first task
+	beatAt  time.Time                // when beats fires; zero when it is not armed
 }
 
-// NewWorkerPool returns an empty pool. logger may be nil (slog.Default()).
+// NewWorkerPool returns an empty pool with the default PoolOptions. logger may be nil
+// (slog.Default()).
 func NewWorkerPool(logger *slog.Logger) *WorkerPool {
-	if logger == nil {
-		logger = slog.Default()
+	return newPool(PoolOptions{Logger: logger}.withDefaults())
+}
+
+// NewPool returns an empty pool configured by opts; it reports every invalid option.
+func NewPool(opts PoolOptions) (*WorkerPool, error) {
+	opts = opts.withDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, fmt.Errorf("rpc: new worker pool: %w", err)
 	}
+	return newPool(opts), nil
+}
+
+func newPool(opts PoolOptions) *WorkerPool {
 	return &WorkerPool{
-		log:     logger,
-		byFunc:  make(map[string][]*poolWorker),
-		changed: make(map[string]chan struct{}),
-		rr:      make(map[string]int),
-		all:     make(map[*poolWorker]struct{}),
+		log:              opts.Logger,
+		heartbeatTimeout: opts.HeartbeatTimeout,
+		maxRedispatch:    max(opts.MaxRedispatch, 0),
+		byFunc:           make(map[string][]*poolWorker),
+		changed:          make(map[string]chan struct{}),
+		rr:               make(map[string]int),
+		all:              make(map[*poolWorker]struct{}),
 	}
 }
+
+// HeartbeatTimeout is how long a task may go without a heartbeat or result.
+func (p *WorkerPool) HeartbeatTimeout() time.Duration { return p.heartbeatTimeout }
 
 // poolWorker is one connected worker (one Work stream). Fields other than the
 // immutable ones are guarded by the pool's mu.
@@ -54,28 +131,58 @@ type poolWorker struct {
 	capacity  int
 	out       *outbox // messages to the worker, sent by the stream's sender goroutine
 
-	free  int                  // tasks the worker granted credit for and has not been sent
-	tasks map[uint64]*poolTask // tasks sent and not answered, including abandoned ones
-	gone  bool
+	free    int                  // tasks the worker granted credit for and has not been sent
+	tasks   map[uint64]*poolTask // tasks sent and not answered, including abandoned ones
+	gone    bool
+	stalled bool // tasks of it missed heartbeats; it gets none until it sends something
 }
 
 type poolTask struct {
 	id        uint64
-	result    chan scheduler.Outcome // buffered 1; written once, under the pool's mu
-	abandoned bool                   // Execute gave up (timeout, ctx); the result is dropped
-	lastBeat  time.Time
+	result    chan taskEnd // buffered 1; written once, under the pool's mu
+	abandoned bool         // the pool gave up (timeout, ctx, heartbeats); the result is dropped
+	lastBeat  time.Time    // when it was sent, or last named in a heartbeat
+}
+
+// taskEnd is how a task ended for Execute.
+type taskEnd struct {
+	scheduler.Outcome
+	lost bool // the pool took the worker as lost (not the worker's own result): re-dispatch
 }
 
 // Execute runs one attempt of w on a worker that serves w.Function. It waits, without
 // a timeout but respecting ctx, for such a worker with free capacity; timeout counts
 // from when the task is handed to the worker's stream.
+//
+// When the worker is lost before it answers (its stream ends, or it stops naming the
+// task in heartbeats), the function did not fail: Execute hands the same attempt (the
+// same w.Attempt) to a worker again, with a fresh timeout, up to MaxRedispatch times;
+// then it returns the worker-lost outcome, so that a task that kills every worker it
+// touches does not loop for ever.
 func (p *WorkerPool) Execute(ctx context.Context, w *scheduler.Workload, timeout time.Duration) scheduler.Outcome {
-	wk, task, o, ok := p.claim(ctx, w.Function)
-	if !ok {
-		return o
+	for redispatched := 0; ; redispatched++ {
+		wk, task, o, ok := p.claim(ctx, w.Function)
+		if !ok {
+			return o
+		}
+		end := p.run(ctx, wk, task, w, timeout)
+		if !end.lost {
+			return end.Outcome
+		}
+		if redispatched >= p.maxRedispatch || ctx.Err() != nil {
+			if redispatched > 0 {
+				end.Err = fmt.Sprintf("%s (lost %d times in a row; not re-dispatched again)", end.Err, redispatched+1)
+			}
+			return end.Outcome
+		}
+		p.log.Debug("re-dispatching an attempt whose worker was lost", "function", w.Function, "workload", w.ID,
+			"attempt", w.Attempt, "worker", wk.id, "redispatch", redispatched+1, "error", end.Err)
 	}
-	wk.out.push(&kasyncv1.WorkResponse{Msg: &kasyncv1.WorkResponse_Task{Task: TaskToProto(task.id, w, timeout)}})
+}
 
+// run sends task to wk and waits for its end, the timeout or ctx.
+func (p *WorkerPool) run(ctx context.Context, wk *poolWorker, task *poolTask, w *scheduler.Workload, timeout time.Duration) taskEnd {
+	wk.out.push(&kasyncv1.WorkResponse{Msg: &kasyncv1.WorkResponse_Task{Task: TaskToProto(task.id, w, timeout)}})
 	var expired <-chan time.Time
 	if timeout > 0 {
 		t := time.NewTimer(timeout)
@@ -83,8 +190,8 @@ func (p *WorkerPool) Execute(ctx context.Context, w *scheduler.Workload, timeout
 		expired = t.C
 	}
 	select {
-	case o := <-task.result:
-		return o
+	case end := <-task.result:
+		return end
 	case <-expired:
 		return p.abandon(wk, task, scheduler.Retriable(scheduler.ReasonTimeout,
 			fmt.Sprintf("function %q: no result from worker %q within %v", w.Function, wk.id, timeout)))
@@ -103,9 +210,11 @@ func (p *WorkerPool) claim(ctx context.Context, function string) (*poolWorker, *
 			return nil, nil, scheduler.Retriable(scheduler.ReasonShutdown, "worker pool is closed"), false
 		}
 		if wk := p.pick(function); wk != nil {
-			task := &poolTask{id: p.nextID.Add(1), result: make(chan scheduler.Outcome, 1)}
+			now := time.Now()
+			task := &poolTask{id: p.nextID.Add(1), result: make(chan taskEnd, 1), lastBeat: now}
 			wk.free--
 			wk.tasks[task.id] = task
+			p.armBeatsLocked(now.Add(p.heartbeatTimeout))
 			p.mu.Unlock()
 			return wk, task, scheduler.Outcome{}, true
 		}
@@ -120,8 +229,8 @@ func (p *WorkerPool) claim(ctx context.Context, function string) (*poolWorker, *
 	}
 }
 
-// pick returns the least loaded worker of function with free capacity; ties go round
-// robin. Callers hold mu.
+// pick returns the least loaded worker of function with free capacity that is not
+// stalled; ties go round robin. Callers hold mu.
 func (p *WorkerPool) pick(function string) *poolWorker {
 	ws := p.byFunc[function]
 	if len(ws) == 0 {
@@ -131,7 +240,7 @@ func (p *WorkerPool) pick(function string) *poolWorker {
 	var best *poolWorker
 	for i := range ws {
 		wk := ws[(start+i)%len(ws)]
-		if wk.free > 0 && (best == nil || len(wk.tasks) < len(best.tasks)) {
+		if wk.free > 0 && !wk.stalled && (best == nil || len(wk.tasks) < len(best.tasks)) {
 			best = wk
 		}
 	}
@@ -162,7 +271,7 @@ func (p *WorkerPool) wakeLocked(functions []string) {
 
 // abandon gives up on a task: a result that raced in wins; otherwise the worker is told
 // to cancel it, and its result, when it comes, is dropped.
-func (p *WorkerPool) abandon(wk *poolWorker, task *poolTask, o scheduler.Outcome) scheduler.Outcome {
+func (p *WorkerPool) abandon(wk *poolWorker, task *poolTask, o scheduler.Outcome) taskEnd {
 	p.mu.Lock()
 	select {
 	case got := <-task.result:
@@ -174,14 +283,18 @@ func (p *WorkerPool) abandon(wk *poolWorker, task *poolTask, o scheduler.Outcome
 	gone := wk.gone
 	p.mu.Unlock()
 	if !gone {
-		wk.out.push(&kasyncv1.WorkResponse{Msg: &kasyncv1.WorkResponse_Cancel{Cancel: &kasyncv1.CancelTask{TaskId: task.id}}})
+		wk.out.push(cancelMsg(task.id))
 	}
-	return o
+	return taskEnd{Outcome: o}
 }
 
-// Close fails every waiting and future Execute with a retriable "shutdown" outcome.
-// Tasks already on workers still get their results. Close does not end Work streams;
-// stopping the gRPC server does.
+func cancelMsg(id uint64) *kasyncv1.WorkResponse {
+	return &kasyncv1.WorkResponse{Msg: &kasyncv1.WorkResponse_Cancel{Cancel: &kasyncv1.CancelTask{TaskId: id}}}
+}
+
+// Close fails every waiting and future Execute with a retriable "shutdown" outcome,
+// and stops the heartbeat checks. Tasks already on workers still get their results
+// (or their timeouts). Close does not end Work streams; stopping the gRPC server does.
 func (p *WorkerPool) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -189,6 +302,9 @@ func (p *WorkerPool) Close() error {
 		return nil
 	}
 	p.closed = true
+	if p.beats != nil {
+		p.beats.Stop()
+	}
 	for f, ch := range p.changed {
 		close(ch)
 		delete(p.changed, f)
@@ -201,8 +317,9 @@ type WorkerInfo struct {
 	ID        string
 	Functions []string
 	Capacity  int
-	Running   int // tasks sent and not answered
-	Free      int // credit not yet used
+	Running   int  // tasks sent and not answered
+	Free      int  // credit not yet used
+	Stalled   bool // tasks of it missed heartbeats, and it has sent nothing since
 }
 
 // Workers lists the connected workers.
@@ -211,7 +328,7 @@ func (p *WorkerPool) Workers() []WorkerInfo {
 	defer p.mu.Unlock()
 	out := make([]WorkerInfo, 0, len(p.all))
 	for wk := range p.all {
-		out = append(out, WorkerInfo{ID: wk.id, Functions: wk.functions, Capacity: wk.capacity, Running: len(wk.tasks), Free: wk.free})
+		out = append(out, WorkerInfo{ID: wk.id, Functions: wk.functions, Capacity: wk.capacity, Running: len(wk.tasks), Free: wk.free, Stalled: wk.stalled})
 	}
 	return out
 }
@@ -230,7 +347,8 @@ func (p *WorkerPool) attach(id string, functions []string, capacity, busy int, o
 	return wk
 }
 
-// detach removes a worker whose stream ended; each task it held fails as worker-lost.
+// detach removes a worker whose stream ended; each task it held is lost (its Execute
+// re-dispatches it, up to MaxRedispatch).
 func (p *WorkerPool) detach(wk *poolWorker, cause error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -256,8 +374,8 @@ func (p *WorkerPool) detach(wk *poolWorker, cause error) {
 	lost := 0
 	for id, task := range wk.tasks {
 		if !task.abandoned {
-			task.result <- scheduler.Retriable(scheduler.ReasonWorkerLost,
-				fmt.Sprintf("worker %q went away: %v", wk.id, cause))
+			task.result <- taskEnd{lost: true, Outcome: scheduler.Retriable(scheduler.ReasonWorkerLost,
+				fmt.Sprintf("worker %q went away: %v", wk.id, cause))}
 			lost++
 		}
 		delete(wk.tasks, id)
@@ -280,6 +398,7 @@ func (p *WorkerPool) credit(wk *poolWorker, n uint32) error {
 			errProtocol, n, int64(wk.free)+int64(n), len(wk.tasks), wk.capacity)
 	}
 	wk.free += int(n)
+	p.aliveLocked(wk)
 	p.wakeLocked(wk.functions)
 	return nil
 }
@@ -298,8 +417,9 @@ func (p *WorkerPool) result(wk *poolWorker, r *kasyncv1.TaskResult) error {
 	}
 	delete(wk.tasks, task.id)
 	if !task.abandoned {
-		task.result <- o
+		task.result <- taskEnd{Outcome: o}
 	}
+	p.aliveLocked(wk)
 	return nil
 }
 
@@ -314,6 +434,7 @@ func (p *WorkerPool) heartbeat(wk *poolWorker, ids []uint64) {
 			task.lastBeat = now
 		}
 	}
+	p.aliveLocked(wk)
 }
 
 // outbox queues messages for one Work stream; the stream's sender goroutine drains it.

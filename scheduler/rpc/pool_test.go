@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -65,29 +66,213 @@ func TestPoolTimeoutStartsWhenTaskIsSent(t *testing.T) {
 	require.Equal(t, scheduler.Success(), r.waitOutcome(t, 1))
 }
 
-func TestPoolWorkerLostFailsItsTasksAtOnce(t *testing.T) {
+func TestPoolLostWorkerTasksAreRedispatched(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, []scheduler.Function{{Name: "f", Concurrency: 4, Timeout: time.Hour}}, envOptions{})
-	w, err := dialWorker(t, e, &kasyncv1.WorkerHello{WorkerId: "doomed", Functions: []string{"f"}, Capacity: 3})
+	doomed, err := dialWorker(t, e, &kasyncv1.WorkerHello{WorkerId: "doomed", Functions: []string{"f"}, Capacity: 3})
 	require.NoError(t, err)
 	r := newResults()
-	st, err := e.client.Open(ctxT(t), "lost", r.deliver)
-	require.NoError(t, err)
-	defer func() { require.NoError(t, st.Close()) }()
-	require.NoError(t, st.Push(ctxT(t), []scheduler.Pushed{
-		{Token: 1, Workload: wl("f", "a")}, {Token: 2, Workload: wl("f", "b")}, {Token: 3, Workload: wl("f", "c")},
-	}))
+	pushAllOf(t, e, r, "f", "a", "b", "c")
+	first := make(map[string]uint64)
 	for range 3 {
-		require.NotNil(t, w.recv(t).GetTask())
+		task := doomed.recv(t).GetTask()
+		first[task.GetId()] = task.GetTaskId()
 	}
-	w.cancel() // the worker process dies
+	doomed.cancel() // the worker process dies
+	require.Eventually(t, func() bool { return len(e.pool.Workers()) == 0 }, waitTimeout, time.Millisecond)
+
+	// The attempts wait for a worker, and the next one gets them as they were.
+	heir, err := dialWorker(t, e, &kasyncv1.WorkerHello{WorkerId: "heir", Functions: []string{"f"}, Capacity: 3})
+	require.NoError(t, err)
+	defer heir.cancel()
+	for range 3 {
+		task := heir.recv(t).GetTask()
+		require.Contains(t, first, task.GetId())
+		require.NotEqual(t, first[task.GetId()], task.GetTaskId(), "a new task id for the new dispatch")
+		require.EqualValues(t, 1, task.GetAttempt(), "the lost attempt is not counted again")
+		delete(first, task.GetId())
+		heir.answer(t, task.GetTaskId(), scheduler.Success())
+	}
 	r.waitN(t, 3)
 	for token := range uint64(3) {
-		o := r.outcome(t, token+1)
-		require.Equal(t, scheduler.OutcomeRetriable, o.Kind)
-		require.Equal(t, scheduler.ReasonWorkerLost, o.Reason)
+		require.Equal(t, scheduler.Success(), r.outcome(t, token+1))
 	}
-	require.Eventually(t, func() bool { return len(e.pool.Workers()) == 0 }, waitTimeout, time.Millisecond)
+}
+
+func TestPoolRedispatchIsBounded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, []scheduler.Function{{Name: "f", Concurrency: 1, Timeout: time.Hour}}, envOptions{pool: PoolOptions{MaxRedispatch: 2}})
+	r := newResults()
+	pushAllOf(t, e, r, "f", "deadly")
+	for i := range 3 { // the first dispatch and 2 re-dispatches
+		w, err := dialWorker(t, e, &kasyncv1.WorkerHello{WorkerId: fmt.Sprintf("victim-%d", i), Functions: []string{"f"}, Capacity: 1})
+		require.NoError(t, err)
+		task := w.recv(t).GetTask()
+		require.Equal(t, "deadly", task.GetId())
+		require.EqualValues(t, 1, task.GetAttempt())
+		r.mu.Lock()
+		require.Zero(t, r.n, "no outcome while re-dispatches are left")
+		r.mu.Unlock()
+		w.cancel() // the task kills its worker
+		require.Eventually(t, func() bool { return len(e.pool.Workers()) == 0 }, waitTimeout, time.Millisecond)
+	}
+	o := r.waitOutcome(t, 1)
+	require.Equal(t, scheduler.OutcomeRetriable, o.Kind)
+	require.Equal(t, scheduler.ReasonWorkerLost, o.Reason)
+	require.Contains(t, o.Err, "lost 3 times in a row")
+}
+
+func TestPoolHeartbeatTimeoutRedispatchesAndDropsLateResult(t *testing.T) {
+	t.Parallel()
+	// Long enough that the healthy worker, which answers at once, never misses one.
+	const beat = 500 * time.Millisecond
+	e := newEnv(t, []scheduler.Function{{Name: "f", Concurrency: 2, Timeout: time.Hour}}, envOptions{pool: PoolOptions{HeartbeatTimeout: beat}})
+	hung, err := dialWorker(t, e, &kasyncv1.WorkerHello{WorkerId: "hung", Functions: []string{"f"}, Capacity: 2})
+	require.NoError(t, err)
+	defer hung.cancel()
+	md, err := hung.stream.Header()
+	require.NoError(t, err)
+	require.Equal(t, []string{"500"}, md.Get(HeartbeatTimeoutHeader), "the worker is told the timeout")
+
+	r := newResults()
+	pushed := time.Now()
+	pushAllOf(t, e, r, "f", "a", "b")
+	held := make(map[uint64]string)
+	for range 2 {
+		task := hung.recv(t).GetTask()
+		held[task.GetTaskId()] = task.GetId()
+	}
+	// The stream stays open, but no heartbeat comes: the tasks go to a live worker.
+	good, err := dialWorker(t, e, &kasyncv1.WorkerHello{WorkerId: "good", Functions: []string{"f"}, Capacity: 2})
+	require.NoError(t, err)
+	defer good.cancel()
+	ids := make(map[string]bool)
+	for range 2 {
+		task := good.recv(t).GetTask()
+		require.GreaterOrEqual(t, time.Since(pushed), beat, "not taken as lost before the heartbeat timeout")
+		require.EqualValues(t, 1, task.GetAttempt())
+		ids[task.GetId()] = true
+		good.answer(t, task.GetTaskId(), scheduler.Success())
+	}
+	require.Equal(t, map[string]bool{"a": true, "b": true}, ids)
+	r.waitN(t, 2)
+	require.Equal(t, scheduler.Success(), r.outcome(t, 1))
+	require.Equal(t, scheduler.Success(), r.outcome(t, 2))
+
+	// The hung worker was told to cancel both; its late results are dropped, and
+	// answering makes it eligible for tasks again.
+	for range 2 {
+		cancel := hung.recv(t).GetCancel()
+		require.Contains(t, held, cancel.GetTaskId())
+	}
+	requireStalled(t, e, "hung", true)
+	for id := range held {
+		hung.answer(t, id, scheduler.Fatal(scheduler.ReasonFatal, "too late"))
+	}
+	requireStalled(t, e, "hung", false)
+	hung.credit(t, 2) // the stream is still good: its slots are its again
+	require.Eventually(t, func() bool {
+		for _, w := range e.pool.Workers() {
+			if w.ID == "hung" {
+				return w.Free == 2 && w.Running == 0
+			}
+		}
+		return false
+	}, waitTimeout, time.Millisecond)
+	r.mu.Lock()
+	require.Len(t, r.got[1], 1)
+	require.Len(t, r.got[2], 1)
+	r.mu.Unlock()
+}
+
+func requireStalled(t *testing.T, e *env, worker string, want bool) {
+	t.Helper()
+	require.Eventually(t, func() bool { return stalled(e.pool, worker) == want },
+		waitTimeout, time.Millisecond, "worker %q stalled=%v", worker, want)
+}
+
+func stalled(p *WorkerPool, worker string) bool {
+	for _, w := range p.Workers() {
+		if w.ID == worker {
+			return w.Stalled
+		}
+	}
+	return false
+}
+
+func TestPoolHeartbeatsKeepTasksAlive(t *testing.T) {
+	t.Parallel()
+	const beat = time.Hour // the pool's own timer never fires here; the test drives the check
+	p, err := NewPool(PoolOptions{HeartbeatTimeout: beat})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, p.Close()) }()
+	a, outA := fakeWorker(p, "a", 1, "f")
+	done := make(chan scheduler.Outcome, 1)
+	go func() { done <- p.Execute(context.Background(), wl("f", "x"), 0) }()
+	require.Eventually(t, func() bool { return len(outA.take(nil)) == 1 }, waitTimeout, time.Millisecond)
+	p.mu.Lock()
+	var task *poolTask
+	for _, task = range a.tasks {
+	}
+	sent := task.lastBeat
+	p.mu.Unlock()
+
+	// A heartbeat moves the deadline: a check just past the first deadline keeps it.
+	p.heartbeat(a, []uint64{task.id})
+	p.mu.Lock()
+	beaten := task.lastBeat
+	p.mu.Unlock()
+	require.True(t, !beaten.Before(sent))
+	p.expireBeats(beaten.Add(beat - time.Nanosecond))
+	require.Empty(t, outA.take(nil), "alive: no CancelTask")
+	require.False(t, stalled(p, "a"))
+
+	// No heartbeat for HeartbeatTimeout: lost, cancelled, the worker stalled.
+	p.expireBeats(beaten.Add(beat))
+	msgs := outA.take(nil)
+	require.Len(t, msgs, 1)
+	require.Equal(t, task.id, msgs[0].GetCancel().GetTaskId())
+	require.True(t, stalled(p, "a"))
+	select {
+	case o := <-done:
+		t.Fatalf("Execute returned %v instead of re-dispatching", o)
+	default:
+	}
+	p.mu.Lock()
+	a.free = 1 // as if the worker had credited a slot: a stalled worker still gets nothing
+	p.mu.Unlock()
+
+	b, outB := fakeWorker(p, "b", 1, "f")
+	require.Eventually(t, func() bool { return len(outB.take(nil)) == 1 }, waitTimeout, time.Millisecond, "re-dispatched to b")
+	require.Empty(t, outA.take(nil))
+	p.mu.Lock()
+	var again uint64
+	for again = range b.tasks {
+	}
+	p.mu.Unlock()
+	require.NoError(t, p.result(a, TaskResultToProto(task.id, scheduler.Fatal(scheduler.ReasonFatal, "late"))), "a late result is no protocol error")
+	require.False(t, stalled(p, "a"), "answering un-stalls a worker")
+	require.NoError(t, p.result(b, TaskResultToProto(again, scheduler.Success())))
+	require.Equal(t, scheduler.Success(), <-done, "the late result was dropped")
+	p.detach(a, context.Canceled)
+	p.detach(b, context.Canceled)
+}
+
+func TestNewPoolValidates(t *testing.T) {
+	t.Parallel()
+	_, err := NewPool(PoolOptions{HeartbeatTimeout: time.Millisecond, MaxRedispatch: MaxMaxRedispatch + 1})
+	require.ErrorContains(t, err, "HeartbeatTimeout is 1ms")
+	require.ErrorContains(t, err, "MaxRedispatch is 101")
+	_, err = NewPool(PoolOptions{HeartbeatTimeout: -time.Second})
+	require.ErrorContains(t, err, "HeartbeatTimeout is -1s")
+	p, err := NewPool(PoolOptions{MaxRedispatch: -1})
+	require.NoError(t, err)
+	require.Equal(t, DefaultHeartbeatTimeout, p.HeartbeatTimeout())
+	require.Zero(t, p.maxRedispatch)
+	require.NoError(t, p.Close())
+	q := NewWorkerPool(nil)
+	require.Equal(t, DefaultMaxRedispatch, q.maxRedispatch)
+	require.NoError(t, q.Close())
 }
 
 // fakeWorker attaches a worker to a pool without a stream.
@@ -146,7 +331,8 @@ func TestPoolCloseReleasesWaiters(t *testing.T) {
 
 func TestPoolWaiterWakesOnCredit(t *testing.T) {
 	t.Parallel()
-	p := NewWorkerPool(nil)
+	p, err := NewPool(PoolOptions{MaxRedispatch: -1}) // a lost attempt returns at once
+	require.NoError(t, err)
 	defer func() { require.NoError(t, p.Close()) }()
 	wk, out := fakeWorker(p, "a", 1, "f")
 	first := make(chan scheduler.Outcome, 1)

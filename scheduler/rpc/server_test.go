@@ -6,7 +6,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
 
 	kasyncv1 "github.com/kasync/kasync/proto/kasync/v1"
 	"github.com/kasync/kasync/scheduler"
@@ -119,6 +122,9 @@ func TestWorkRejectsBadHello(t *testing.T) {
 		{Name: "f", Concurrency: 1, Timeout: time.Second},
 		{Name: "g", Concurrency: 1, Timeout: time.Second, Executor: okExecutor()},
 	}, envOptions{})
+	good, err := dialWorker(t, e, &kasyncv1.WorkerHello{WorkerId: "good", Functions: []string{"f"}, Capacity: 1})
+	require.NoError(t, err)
+	defer good.cancel()
 	cases := []struct {
 		name     string
 		hello    *kasyncv1.WorkerHello
@@ -141,8 +147,9 @@ func TestWorkRejectsBadHello(t *testing.T) {
 			requireCode(t, err, c.code, c.contains...)
 		})
 	}
-	require.Empty(t, e.pool.Workers())
+	require.Len(t, e.pool.Workers(), 1, "only the good worker joined")
 	requireHealthy(t, e, "g")
+	requireServes(t, e, good, "f")
 }
 
 // servedWorkload pushes one workload of function and returns the task a raw worker got.
@@ -167,17 +174,20 @@ func TestWorkGarbageResultEndsOnlyThatWorker(t *testing.T) {
 	require.NoError(t, err)
 	r := newResults()
 	task, push := servedWorkload(t, e, bad, r, 1, "f")
-
-	bad.answer(t, task.GetTaskId()+1000, scheduler.Success()) // a task it does not hold
-	requireCode(t, bad.ended(t), codes.InvalidArgument, "does not hold")
-	o := r.waitOutcome(t, 1)
-	require.Equal(t, scheduler.OutcomeRetriable, o.Kind)
-	require.Equal(t, scheduler.ReasonWorkerLost, o.Reason)
-
-	// Another worker is unaffected and serves the next workload.
 	good, err := dialWorker(t, e, &kasyncv1.WorkerHello{WorkerId: "good", Functions: []string{"f"}, Capacity: 1})
 	require.NoError(t, err)
 	defer good.cancel()
+
+	bad.answer(t, task.GetTaskId()+1000, scheduler.Success()) // a task it does not hold
+	requireCode(t, bad.ended(t), codes.InvalidArgument, "does not hold")
+
+	// The task the bad worker held is lost with it and goes to the other worker, which
+	// is unaffected and serves the next workload too.
+	again := good.recv(t).GetTask()
+	require.Equal(t, "task-1", again.GetId())
+	good.answer(t, again.GetTaskId(), scheduler.Success())
+	require.Equal(t, scheduler.Success(), r.waitOutcome(t, 1))
+	good.credit(t, 1)
 	push(scheduler.Pushed{Token: 2, Workload: wl("f", "task-2")})
 	task2 := good.recv(t).GetTask()
 	good.answer(t, task2.GetTaskId(), scheduler.Success())
@@ -199,15 +209,54 @@ func TestWorkProtocolViolations(t *testing.T) {
 		"unknown result": {&kasyncv1.WorkRequest{Msg: &kasyncv1.WorkRequest_Result{Result: &kasyncv1.TaskResult{TaskId: 9, Kind: kasyncv1.OutcomeKind_OUTCOME_KIND_SUCCESS}}}, "does not hold"},
 		"no kind":        {&kasyncv1.WorkRequest{Msg: &kasyncv1.WorkRequest_Result{Result: &kasyncv1.TaskResult{TaskId: 9}}}, "outcome kind 0"},
 	}
+	// A worker connected all along keeps serving whatever the others send.
+	good, err := dialWorker(t, e, &kasyncv1.WorkerHello{WorkerId: "good", Functions: []string{"f"}, Capacity: 1})
+	require.NoError(t, err)
+	defer good.cancel()
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
 			w, err := dialWorker(t, e, hello)
 			require.NoError(t, err)
 			w.send(t, c.msg)
 			requireCode(t, w.ended(t), codes.InvalidArgument, c.want)
+			requireServes(t, e, good, "f")
+			good.credit(t, 1)
 		})
 	}
+	t.Run("garbage bytes", func(t *testing.T) {
+		stream, err := e.api.Work(ctxT(t), grpc.ForceCodecV2(rawCodec{}))
+		require.NoError(t, err)
+		require.NoError(t, stream.Send(&kasyncv1.WorkRequest{Msg: &kasyncv1.WorkRequest_Hello{Hello: hello}}))
+		welcome, err := stream.Recv()
+		require.NoError(t, err)
+		require.NotNil(t, welcome.GetWelcome())
+		require.NoError(t, stream.SendMsg([]byte("\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff not protobuf")))
+		w := &rawWorker{stream: stream}
+		// gRPC refuses bytes that do not decode before the handler sees them, with
+		// its own status.
+		requireCode(t, w.ended(t), codes.Internal, "failed to unmarshal")
+		requireServes(t, e, good, "f")
+	})
+	require.Len(t, e.pool.Workers(), 1, "only the good worker is left")
 }
+
+// rawCodec puts a []byte on the wire as it is and anything else as protobuf, so a test
+// can send garbage on a stream.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if b, ok := v.([]byte); ok {
+		return mem.BufferSlice{mem.SliceBuffer(b)}, nil
+	}
+	b, err := proto.Marshal(v.(proto.Message))
+	return mem.BufferSlice{mem.SliceBuffer(b)}, err
+}
+
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	return proto.Unmarshal(data.Materialize(), v.(proto.Message))
+}
+
+func (rawCodec) Name() string { return "proto" }
 
 func TestWorkHeartbeatsForUnknownTasksAreIgnored(t *testing.T) {
 	t.Parallel()

@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	kasyncv1 "github.com/kasync/kasync/proto/kasync/v1"
@@ -19,7 +21,8 @@ const MaxWorkerCapacity = 100000
 
 // Work serves one SDK worker's stream: it checks the hello, joins the worker to the
 // pool and relays tasks, results, credit and heartbeats until the stream ends. Then
-// every task the worker held fails as worker-lost.
+// every task the worker held is lost (and re-dispatched by its Execute). The response
+// header HeartbeatTimeoutHeader tells the worker the pool's heartbeat timeout.
 func (s *Server) Work(stream grpc.BidiStreamingServer[kasyncv1.WorkRequest, kasyncv1.WorkResponse]) error {
 	first, err := stream.Recv()
 	if err != nil {
@@ -31,6 +34,11 @@ func (s *Server) Work(stream grpc.BidiStreamingServer[kasyncv1.WorkRequest, kasy
 		return err
 	}
 	log := s.log.With("worker", hello.GetWorkerId())
+	// The header goes out with the welcome.
+	if err := stream.SetHeader(metadata.Pairs(HeartbeatTimeoutHeader,
+		strconv.FormatInt(s.pool.HeartbeatTimeout().Milliseconds(), 10))); err != nil {
+		return err
+	}
 	if err := stream.Send(&kasyncv1.WorkResponse{Msg: &kasyncv1.WorkResponse_Welcome{Welcome: &kasyncv1.WorkerWelcome{}}}); err != nil {
 		return err
 	}
@@ -60,6 +68,8 @@ func (s *Server) serveWorker(stream grpc.BidiStreamingServer[kasyncv1.WorkReques
 	for {
 		req, err := stream.Recv()
 		if err != nil {
+			// Bytes that do not decode as a WorkRequest end here too: gRPC itself has
+			// then ended the stream with INTERNAL ("failed to unmarshal").
 			return err
 		}
 		switch m := req.GetMsg().(type) {

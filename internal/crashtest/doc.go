@@ -1,4 +1,5 @@
-// Package crashtest holds kasync's crash-safety acceptance test (issue 3). It has no
+// Package crashtest holds kasync's process-level acceptance tests: crash safety (issue 3)
+// and bounded memory under a backlog (issue 4). It has no
 // code of its own: everything is in its _test.go files, and it imports nothing into the
 // binary.
 //
@@ -23,5 +24,13 @@
 //  3. A clean stop after the crashes. SIGTERM makes the last node exit 0, and the source
 //     group's committed offsets reach the log end.
 //
-// The test is skipped with -short. KASYNC_LONG=1 runs more kills.
+// TestBacklogMemoryIsFlat (memory_test.go) is the flow-control proof of issue 4, on the
+// same kind of child processes: `kasync run` works through a backlog of 10 KiB records
+// with a slow function in an SDK worker here, once with 20,000 records and once with
+// 100,000. It asserts that the node's peak resident memory does not grow with the
+// backlog (the window, the concurrency and the worker's capacity bound what is in
+// flight) and that the function never runs more than its concurrency at once, and logs
+// the figures.
+//
+// Both tests are skipped with -short. KASYNC_LONG=1 runs more kills.
 package crashtest

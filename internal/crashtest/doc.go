@@ -1,7 +1,6 @@
-// Package crashtest holds kasync's process-level acceptance tests: crash safety (issue 3)
-// and bounded memory under a backlog (issue 4). It has no
-// code of its own: everything is in its _test.go files, and it imports nothing into the
-// binary.
+// Package crashtest holds kasync's process-level acceptance tests: crash safety (issue
+// 3) and bounded memory under a backlog (issue 4). It has no code of its own: everything
+// is in its _test.go files, and it imports nothing into the binary.
 //
 // The test builds the real `kasync` binary once (TestMain), starts `kasync broker` with a
 // data directory as a child process, and runs `kasync run` as another child process

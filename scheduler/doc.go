@@ -9,8 +9,14 @@
 //     between sources, the scheduler and runtimes.
 //   - queue is the pure order of one function's waiting workloads (per-priority
 //     FIFO rings, with aging), tested without goroutines.
+//   - aimd (adaptive.go) is the pure core of a function's adaptive concurrency
+//     limit and Retry-After hold; fair (fair.go) the pure core of tenant sharing
+//     (weighted fair queueing of slots on slot time, quotas). Both take time as an
+//     argument and are tested without goroutines or a clock.
 //   - Scheduler is the shell around the queues: admission, a lazily grown pool of
-//     at most Concurrency worker goroutines per function, shutdown.
+//     at most Concurrency worker goroutines per function, the arbiter that hands
+//     out slots of MaxConcurrency and tenant quotas (arbiter.go), the metrics
+//     collector (metrics.go), shutdown.
 //   - Local adapts a Scheduler to tailer.Scheduler in-process: push streams with
 //     credit flow control and batched delivery of results. The gRPC client in
 //     scheduler/rpc is the same seam over the network; both pass the conformance
@@ -19,7 +25,8 @@
 // What a caller must do:
 //
 //  1. Give every Function a unique Name, Concurrency >= 1, Timeout > 0 and an
-//     Executor whose Execute returns once its ctx is done (Close waits for it).
+//     Executor whose Execute returns once its ctx is done (Close waits for it); a
+//     Tenant that Config.Tenants names (or "" for "default").
 //  2. Not modify a workload between Enqueue (or Push) and its outcome.
 //  3. Keep done callbacks and deliver funcs short: they run on the goroutines that
 //     dispatch the next attempts and deliver the next results.
@@ -35,7 +42,8 @@
 //     names the problem (DESIGN invariant 6: the source dead-letters it and moves on).
 //  3. At most Concurrency attempts of a function run at once, and a function never
 //     has more worker goroutines than its Concurrency, so the scheduler runs at most
-//     sum(Concurrency) + 1 goroutines, plus one per open Local stream.
+//     sum(Concurrency) + 1 goroutines, plus one per open Local stream and one per
+//     Retry-After hold timer firing (TestWorkersBounded).
 //  4. A function's waiting workloads start highest Priority first, in admission order
 //     within a priority; every tenth start takes the oldest waiting workload of any
 //     priority, so a flood of high priorities never starves a low one
@@ -56,4 +64,36 @@
 //  10. A function with a Rate starts at most Rate attempts per second (a token
 //     bucket holding a tenth of a second's starts), over all its workers; a wait for
 //     a token ends with Close (TestRateLimit).
+//  11. Adaptive limit (downstream protection): a function runs at most its adaptive
+//     limit of attempts at once, in [Adaptive.Min, Concurrency], starting at
+//     Concurrency. An outcome with ReasonOverloaded or ReasonTimeout halves it, once
+//     per overload event: outcomes of attempts started before the last decrease do
+//     not halve it again; each success grows it by 1/limit, up to Concurrency; other
+//     outcomes leave it alone (TestAIMDSignals, TestAIMDOncePerRoundTrip,
+//     TestAIMDAdditiveIncrease, TestAIMDModel, TestAdaptiveLimitCapsRunning,
+//     TestAdaptiveLimitDownstream429). It reacts to an outcome just after done returns.
+//  12. An overloaded outcome with a RetryAfter holds the function's new starts until
+//     then, at most MaxHold (30 s); the outcome keeps its RetryAfter for the source's
+//     retry; Close stops the hold's timer (TestAIMDHold, TestAdaptiveHoldEndsAtClose,
+//     TestAdaptiveLimitDownstream429). Adaptive.Disabled turns 11 and 12 off
+//     (TestAdaptiveDisabled).
+//  13. With Registerer set, kasync_concurrency_limit, kasync_inflight and
+//     kasync_queued, each by function, are read from the live state at scrape time;
+//     Close unregisters them (TestMetrics).
+//  14. Tenants: at most MaxConcurrency attempts run at once over all functions, and
+//     at most a tenant's Concurrency over its functions; at most a tenant's Rate
+//     starts per second over its functions (TestMaxConcurrency,
+//     TestTenantConcurrencyQuota, TestTenantRate). A worker holds a slot only from
+//     just before it pops to the end of its attempt (rate tokens are waited for
+//     first), so priority order within a function is kept (TestTenantPrioritiesKept).
+//  15. Tenants waiting for slots share them by weight on slot time, whatever their
+//     attempts' durations; quotas are never exceeded; a tenant that asked for nothing
+//     banks no credit (TestFairShareByWeight, TestFairModel,
+//     TestFairIdleTenantBanksNoCredit). One tenant's flood or failure storm leaves
+//     another's p99 latency within 2x its level alone; while a flood holds every
+//     slot, another tenant waits for at most one of its attempts to end
+//     (TestTenantIsolation).
+//  16. Waits for slots end with Close, which keeps guarantee 7 (TestCloseEndsSlotWaits).
+//     Without Tenants quotas or MaxConcurrency there is no arbiter and no wait
+//     before a start (TestNoTenantsUnchanged).
 package scheduler

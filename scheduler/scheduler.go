@@ -1,15 +1,17 @@
 package scheduler
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 )
 
@@ -17,13 +19,18 @@ import (
 var ErrClosed = errors.New("scheduler: closed")
 
 // Scheduler admits workloads, queues them per function and dispatches them to each
-// function's Executor, at most Function.Concurrency at a time. See the package doc for
-// the guarantees it keeps.
+// function's Executor, at most its adaptive limit (at most Function.Concurrency) at a
+// time, within its tenant's quotas and MaxConcurrency. See the package doc for the
+// guarantees it keeps.
 type Scheduler struct {
 	fns      map[string]*function // read-only after New: lookups take no lock
 	names    []string             // sorted
+	tenants  []*tenant            // Config.Tenants in order, then "default" if not among them
+	arb      *arbiter             // nil: no MaxConcurrency and no tenant quota
 	maxBytes int
 	logger   *slog.Logger
+	reg      prometheus.Registerer // nil: no metrics
+	metrics  *collector
 
 	// ctx is the parent of every attempt; Close cancels it.
 	ctx    context.Context
@@ -51,18 +58,53 @@ func New(cfg Config) (*Scheduler, error) {
 		ctx:      ctx,
 		cancel:   cancel,
 	}
+	byName := s.newTenants(cfg.Tenants)
+	if cfg.MaxConcurrency > 0 || slices.ContainsFunc(s.tenants, func(t *tenant) bool { return t.cfg.Concurrency > 0 }) {
+		s.arb = newArbiter(cfg.MaxConcurrency, s.tenants)
+	}
 	for _, fc := range cfg.Functions {
-		f := &function{s: s, cfg: fc}
+		f := &function{s: s, cfg: fc, tenant: byName[fc.tenantName()], adapt: newAIMD(fc.Adaptive, fc.Concurrency)}
 		if fc.Rate > 0 {
 			f.limiter = rate.NewLimiter(rate.Limit(fc.Rate), rateBurst(fc.Rate))
 		}
+		f.gated = f.limiter != nil || f.tenant.limiter != nil || s.arb != nil
 		f.cond.L = &f.mu
+		f.tenant.fns = append(f.tenant.fns, f)
 		s.fns[fc.Name] = f
 		s.names = append(s.names, fc.Name)
 	}
 	slices.Sort(s.names)
+	if cfg.Registerer != nil {
+		s.reg, s.metrics = cfg.Registerer, newCollector(s)
+		if err := s.reg.Register(s.metrics); err != nil {
+			cancel()
+			return nil, fmt.Errorf("scheduler: register metrics kasync_concurrency_limit, kasync_inflight, kasync_queued: %w", err)
+		}
+	}
 	s.answers = newAnswerer()
 	return s, nil
+}
+
+// newTenants builds s.tenants from the configured ones plus the built-in "default"
+// when it is not among them, and returns them by name.
+func (s *Scheduler) newTenants(cfgs []Tenant) map[string]*tenant {
+	byName := make(map[string]*tenant, len(cfgs)+1)
+	add := func(tc Tenant) {
+		tc.Weight = max(1, tc.Weight)
+		t := &tenant{idx: len(s.tenants), cfg: tc}
+		if tc.Rate > 0 {
+			t.limiter = rate.NewLimiter(rate.Limit(tc.Rate), rateBurst(tc.Rate))
+		}
+		s.tenants = append(s.tenants, t)
+		byName[tc.Name] = t
+	}
+	for _, tc := range cfgs {
+		add(tc)
+	}
+	if byName[DefaultTenant] == nil {
+		add(Tenant{Name: DefaultTenant})
+	}
+	return byName
 }
 
 // Enqueue admits w for its function and never blocks. done is called exactly once
@@ -103,21 +145,12 @@ func (s *Scheduler) Enqueue(w *Workload, done func(Outcome)) {
 		return
 	}
 	f.q.Push(entry{w: w, done: done})
-	if f.idle > 0 {
-		f.idle--
-		f.mu.Unlock()
-		f.cond.Signal()
-		return
-	}
-	spawn := f.workers < f.cfg.Concurrency
-	if spawn {
-		f.workers++
-		s.workers.Add(1) // before Close can mark f closed, so before workers.Wait
+	a := wakeNone
+	if f.canStart() {
+		a = f.wake()
 	}
 	f.mu.Unlock()
-	if spawn {
-		go f.work()
-	}
+	f.do(a)
 }
 
 var shutdownOutcome = Retriable(ReasonShutdown, "scheduler is shutting down; the workload did not run")
@@ -164,6 +197,8 @@ func (s *Scheduler) Has(name string) bool { return s.fns[name] != nil }
 type Stats struct {
 	// Functions holds one entry per configured function, sorted by name.
 	Functions []FunctionStats
+	// Tenants holds one entry per tenant ("default" included), sorted by name.
+	Tenants []TenantStats
 	// Refused counts workloads answered without running: invalid, unknown function,
 	// too large, or refused or dropped at shutdown.
 	Refused uint64
@@ -179,37 +214,87 @@ func (st Stats) Function(name string) (FunctionStats, bool) {
 	return FunctionStats{}, false
 }
 
+// Tenant returns the stats of the named tenant.
+func (st Stats) Tenant(name string) (TenantStats, bool) {
+	for _, t := range st.Tenants {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return TenantStats{}, false
+}
+
 // FunctionStats are one function's counters. Completed counts are updated before
-// the workload's done is called, so a caller that has seen done sees them.
+// the workload's done is called, so a caller that has seen done sees them; the
+// adaptive limit and hold react to an outcome just after its done returns.
 type FunctionStats struct {
 	Name        string
+	Tenant      string
 	Concurrency int
-	Queued      int // admitted, waiting for a worker (ENQUEUED)
-	Running     int // handed to the executor, not finished (CLAIMED or PROCESSING)
-	Succeeded   uint64
-	Retriable   uint64
-	Fatal       uint64
+	// Limit is the adaptive concurrency limit now, in [Adaptive.Min, Concurrency].
+	Limit int
+	// HeldUntil, when not zero, is when new starts resume after an overloaded
+	// outcome's RetryAfter.
+	HeldUntil time.Time
+	Queued    int // admitted, waiting for a worker (ENQUEUED)
+	Running   int // handed to the executor, not finished (CLAIMED or PROCESSING)
+	Succeeded uint64
+	Retriable uint64
+	Fatal     uint64
+}
+
+// TenantStats are one tenant's counters, summed over its functions.
+type TenantStats struct {
+	Name    string
+	Queued  int // admitted workloads of its functions, waiting to start
+	Running int // attempts of its functions running
+	// Waiting is the number of its function workers waiting for a slot of
+	// MaxConcurrency or of the tenant's Concurrency quota.
+	Waiting int
 }
 
 // Stats returns a snapshot of the counters.
 func (s *Scheduler) Stats() Stats {
 	st := Stats{Functions: make([]FunctionStats, 0, len(s.names)), Refused: s.rejected.Load()}
 	for _, name := range s.names {
-		f := s.fns[name]
-		f.mu.Lock()
-		queued := f.q.Len()
-		f.mu.Unlock()
-		st.Functions = append(st.Functions, FunctionStats{
-			Name:        name,
-			Concurrency: f.cfg.Concurrency,
-			Queued:      queued,
-			Running:     int(f.running.Load()),
-			Succeeded:   f.succeeded.Load(),
-			Retriable:   f.retriable.Load(),
-			Fatal:       f.fatal.Load(),
-		})
+		st.Functions = append(st.Functions, s.fns[name].stats())
 	}
+	for _, t := range s.tenants {
+		ts := TenantStats{Name: t.cfg.Name}
+		for _, f := range t.fns {
+			fs, _ := st.Function(f.cfg.Name)
+			ts.Queued += fs.Queued
+			ts.Running += fs.Running
+		}
+		if s.arb != nil {
+			ts.Waiting = s.arb.waiting(t.idx)
+		}
+		st.Tenants = append(st.Tenants, ts)
+	}
+	slices.SortFunc(st.Tenants, func(a, b TenantStats) int { return cmp.Compare(a.Name, b.Name) })
 	return st
+}
+
+func (f *function) stats() FunctionStats {
+	f.mu.Lock()
+	queued, limit := f.q.Len(), f.adapt.Limit()
+	var heldUntil time.Time
+	if f.held {
+		heldUntil = f.adapt.HeldUntil()
+	}
+	f.mu.Unlock()
+	return FunctionStats{
+		Name:        f.cfg.Name,
+		Tenant:      f.tenant.cfg.Name,
+		Concurrency: f.cfg.Concurrency,
+		Limit:       limit,
+		HeldUntil:   heldUntil,
+		Queued:      queued,
+		Running:     int(f.running.Load()),
+		Succeeded:   f.succeeded.Load(),
+		Retriable:   f.retriable.Load(),
+		Fatal:       f.fatal.Load(),
+	}
 }
 
 // Close stops dispatching, answers every queued workload with Retriable(ReasonShutdown),
@@ -227,6 +312,7 @@ func (s *Scheduler) close() {
 		f := s.fns[name]
 		f.mu.Lock()
 		f.closed = true
+		f.stopHold()
 		dropped := f.q.Drain()
 		f.mu.Unlock()
 		f.cond.Broadcast()
@@ -234,109 +320,13 @@ func (s *Scheduler) close() {
 			s.reject(e.done, shutdownOutcome)
 		}
 	}
-	s.cancel()
+	s.cancel() // ends waits for rate tokens and slots
 	s.workers.Wait()
 	s.answers.stop()
+	if s.reg != nil {
+		s.reg.Unregister(s.metrics)
+	}
 	s.logger.Debug("scheduler: closed")
-}
-
-// function is the state of one configured function: its queue and its workers.
-type function struct {
-	s   *Scheduler
-	cfg Function
-
-	limiter *rate.Limiter // nil: no rate limit
-
-	mu      sync.Mutex
-	cond    sync.Cond // on mu; signalled when an entry arrives for an idle worker
-	q       queue
-	closed  bool
-	workers int // started, at most cfg.Concurrency
-	idle    int // waiting on cond and not yet signalled
-
-	running   atomic.Int64
-	succeeded atomic.Uint64
-	retriable atomic.Uint64
-	fatal     atomic.Uint64
-}
-
-// work is one worker: it runs queued attempts one at a time until Close. A function
-// never has more than Concurrency workers, which is how the limit is kept.
-func (f *function) work() {
-	defer f.s.workers.Done()
-	f.mu.Lock()
-	for {
-		for f.q.Len() == 0 && !f.closed {
-			f.idle++
-			f.cond.Wait()
-		}
-		if f.closed {
-			f.mu.Unlock()
-			return
-		}
-		e, _ := f.q.Pop()
-		f.running.Add(1)
-		f.mu.Unlock()
-
-		o := f.startAndRun(e.w)
-		switch o.Kind {
-		case OutcomeSuccess:
-			f.succeeded.Add(1)
-		case OutcomeFatal:
-			f.fatal.Add(1)
-		default:
-			f.retriable.Add(1)
-		}
-		f.running.Add(-1)
-		e.done(o)
-
-		f.mu.Lock()
-	}
-}
-
-// startAndRun waits for the function's rate limit, if it has one, and runs the
-// attempt. The workload was taken from the queue in order, and the limiter grants
-// tokens in the order they were asked for, so starts stay in admission order. A Close
-// while it waits answers the workload as shutdown, like a queued one.
-func (f *function) startAndRun(w *Workload) Outcome {
-	if f.limiter != nil {
-		if err := f.limiter.Wait(f.s.ctx); err != nil {
-			return shutdownOutcome
-		}
-	}
-	return f.attempt(w)
-}
-
-// rateBurst is the token bucket's size for a rate: a tenth of a second's starts, at
-// least one, so a limit of 500/s starts at most 50 at once and stays within 1% of 500
-// over 10 s.
-func rateBurst(r float64) int {
-	return max(1, int(r/10))
-}
-
-// attempt runs one attempt, turning a panic or an outcome of no known kind into a
-// retriable outcome.
-func (f *function) attempt(w *Workload) (o Outcome) {
-	defer func() {
-		if v := recover(); v != nil {
-			f.s.logger.Error("scheduler: executor panicked; the attempt counts as retriable",
-				"function", f.cfg.Name, "workload", w.ID, "panic", v, "stack", string(debug.Stack()))
-			o = Retriable(ReasonPanic, fmt.Sprintf("executor panicked: %v", v))
-		}
-	}()
-	o = f.cfg.Executor.Execute(f.s.ctx, w, f.cfg.Timeout)
-	switch o.Kind {
-	case OutcomeSuccess, OutcomeRetriable, OutcomeFatal:
-		return o
-	}
-	f.s.logger.Error("scheduler: executor returned an outcome of invalid kind; the attempt counts as retriable",
-		"function", f.cfg.Name, "workload", w.ID, "kind", o.Kind, "reason", o.Reason, "err", o.Err)
-	return Outcome{
-		Kind:       OutcomeRetriable,
-		Reason:     ReasonError,
-		Err:        fmt.Sprintf("executor returned an invalid outcome kind %s (reason %q, err %q)", o.Kind, o.Reason, o.Err),
-		RetryAfter: o.RetryAfter,
-	}
 }
 
 // answerer calls done funcs for refused workloads on its own goroutine, so that

@@ -181,7 +181,7 @@ func TestConcurrencyLimitPerFunction(t *testing.T) {
 	}, 10*time.Second, time.Millisecond)
 	st := s.Stats()
 	one, _ := st.Function("one")
-	require.Equal(t, scheduler.FunctionStats{Name: "one", Concurrency: 1, Queued: 19, Running: 1}, one)
+	require.Equal(t, scheduler.FunctionStats{Name: "one", Tenant: "default", Concurrency: 1, Limit: 1, Queued: 19, Running: 1}, one)
 	close(release)
 	wg.Wait()
 	for name, limit := range limits {
@@ -371,7 +371,7 @@ func TestStatsCountKinds(t *testing.T) {
 	}
 	fs, ok := s.Stats().Function("f")
 	require.True(t, ok)
-	require.Equal(t, scheduler.FunctionStats{Name: "f", Concurrency: 2, Succeeded: 3, Retriable: 2, Fatal: 1}, fs)
+	require.Equal(t, scheduler.FunctionStats{Name: "f", Tenant: "default", Concurrency: 2, Limit: 2, Succeeded: 3, Retriable: 2, Fatal: 1}, fs)
 }
 
 // TestRateLimit: a function limited to r starts per second, with far more workloads

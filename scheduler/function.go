@@ -1,0 +1,276 @@
+package scheduler
+
+import (
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// function is the state of one configured function: its queue and its workers.
+type function struct {
+	s      *Scheduler
+	cfg    Function
+	tenant *tenant
+
+	limiter *rate.Limiter // nil: no rate limit
+	// gated: a wait (a rate limit's token, the arbiter's slot) comes before each
+	// start, so a worker claims a queued workload, waits, then pops.
+	gated bool
+
+	mu       sync.Mutex
+	cond     sync.Cond // on mu; signalled when a worker may start an attempt
+	q        queue
+	closed   bool
+	workers  int // started, at most cfg.Concurrency
+	idle     int // waiting on cond and not yet signalled
+	active   int // attempts popped and not finished: what the adaptive limit bounds
+	claiming int // workers between their claim and their pop, each for one queued workload
+
+	adapt     aimd
+	held      bool        // new starts wait for the hold timer (a Retry-After)
+	holdTimer *time.Timer // ends the hold; armed while held
+	holdArmed bool        // the timer's callback is pending; it counts in Scheduler.workers
+
+	running   atomic.Int64
+	succeeded atomic.Uint64
+	retriable atomic.Uint64
+	fatal     atomic.Uint64
+}
+
+// canStart reports whether one more worker may claim a queued workload: there is one
+// nobody claimed, the running and claimed attempts are under the adaptive limit, and
+// no Retry-After holds the function. Called with f.mu held.
+func (f *function) canStart() bool {
+	return f.q.Len() > f.claiming && f.active+f.claiming < f.adapt.Limit() && !f.held
+}
+
+// wakeAction is what wake decided, done by do after f.mu is released.
+type wakeAction uint8
+
+const (
+	wakeNone wakeAction = iota
+	wakeSignal
+	wakeSpawn
+)
+
+// wake picks a worker to claim a workload that canStart allows: an idle one, or a new
+// one while there are fewer than Concurrency. A worker busy with an attempt rechecks
+// when it ends, so a function at its worker bound needs no wake. Called with f.mu held.
+func (f *function) wake() wakeAction {
+	if f.idle > 0 {
+		f.idle--
+		return wakeSignal
+	}
+	if f.workers < f.cfg.Concurrency {
+		f.workers++
+		f.s.workers.Add(1) // before Close can mark f closed, so before workers.Wait
+		return wakeSpawn
+	}
+	return wakeNone
+}
+
+func (f *function) do(a wakeAction) {
+	switch a {
+	case wakeSignal:
+		f.cond.Signal()
+	case wakeSpawn:
+		go f.work()
+	}
+}
+
+// work is one worker: it runs queued attempts one at a time until Close. A function
+// never has more than Concurrency workers, so never more running attempts; the
+// adaptive limit and holds keep surplus workers waiting on cond.
+func (f *function) work() {
+	defer f.s.workers.Done()
+	var slot *slotWaiter
+	if f.s.arb != nil {
+		slot = newSlotWaiter()
+	}
+	f.mu.Lock()
+	for {
+		for !f.closed && !f.canStart() {
+			f.idle++
+			f.cond.Wait()
+		}
+		if f.closed {
+			f.mu.Unlock()
+			return
+		}
+		if f.gated {
+			f.claiming++
+			f.mu.Unlock()
+			ok := f.waitTurn(slot)
+			f.mu.Lock()
+			f.claiming--
+			if !ok {
+				continue // closed
+			}
+		}
+		// Popped only now, after any wait, so the start takes the highest priority
+		// waiting at this moment.
+		e, ok := f.q.Pop()
+		if !ok { // Close drained the queue while this worker waited for a slot
+			if slot != nil {
+				f.s.arb.release(f.tenant.idx, slot, 0)
+			}
+			continue
+		}
+		f.active++
+		seq := f.adapt.Start()
+		f.running.Add(1)
+		f.mu.Unlock()
+
+		var began time.Time
+		if f.adapt.latencyFactor > 0 {
+			began = time.Now()
+		}
+		o := f.attempt(e.w)
+		var latency time.Duration
+		if !began.IsZero() {
+			latency = time.Since(began)
+		}
+		switch o.Kind {
+		case OutcomeSuccess:
+			f.succeeded.Add(1)
+		case OutcomeFatal:
+			f.fatal.Add(1)
+		default:
+			f.retriable.Add(1)
+		}
+		f.running.Add(-1)
+		if slot != nil {
+			f.s.arb.release(f.tenant.idx, slot, time.Since(slot.at))
+		}
+		e.done(o)
+
+		f.mu.Lock()
+		f.active--
+		f.observe(seq, o, latency)
+	}
+}
+
+// waitTurn waits for the function's rate limit, its tenant's rate limit and a slot
+// from the arbiter, whichever it has, in that order: tokens before the slot, so a
+// rate-limited function never holds a shared slot idle. Tokens are granted in the
+// order they were asked for, so starts stay in queue order. It returns false when
+// Close ended a wait; the claimed workload is then answered from the queue, as
+// shutdown.
+func (f *function) waitTurn(slot *slotWaiter) bool {
+	ctx := f.s.ctx
+	if f.limiter != nil && f.limiter.Wait(ctx) != nil {
+		return false
+	}
+	if f.tenant.limiter != nil && f.tenant.limiter.Wait(ctx) != nil {
+		return false
+	}
+	if slot != nil {
+		return f.s.arb.acquire(ctx, f.tenant.idx, slot)
+	}
+	return true
+}
+
+// observe feeds an outcome to the adaptive limit: it starts a hold for a Retry-After
+// and wakes a worker when the limit grew. Called with f.mu held, after done, so the
+// limit reacts as soon as the worker is back for its next attempt.
+func (f *function) observe(seq uint64, o Outcome, latency time.Duration) {
+	if f.adapt.disabled {
+		return
+	}
+	before := f.adapt.Limit()
+	var now time.Time
+	if o.Reason == ReasonOverloaded && o.RetryAfter > 0 {
+		now = time.Now()
+	}
+	f.adapt.Observe(now, seq, o, latency)
+	after := f.adapt.Limit()
+	if after < before {
+		f.s.logger.Debug("scheduler: adaptive limit decreased", "function", f.cfg.Name,
+			"limit", after, "reason", o.Reason, "err", o.Err)
+	}
+	if until := f.adapt.HeldUntil(); !now.IsZero() && !f.held && until.After(now) {
+		f.hold(until.Sub(now))
+	}
+	if after > before && f.canStart() {
+		f.do(f.wake()) // rare: under f.mu is fine
+	}
+}
+
+// hold stops new starts until the hold timer fires after d. The pending callback
+// counts in Scheduler.workers, so Close waits for it or stops it. Called with f.mu held.
+func (f *function) hold(d time.Duration) {
+	f.s.logger.Debug("scheduler: downstream asked for quiet; holding new starts",
+		"function", f.cfg.Name, "for", d, "limit", f.adapt.Limit())
+	f.held, f.holdArmed = true, true
+	f.s.workers.Add(1) // the caller is a worker, so the count is not zero
+	if f.holdTimer == nil {
+		f.holdTimer = time.AfterFunc(d, f.endHold)
+	} else {
+		f.holdTimer.Reset(d)
+	}
+}
+
+// endHold is the hold timer's callback: it re-arms for a hold that was extended
+// meanwhile, or lets the workers start again.
+func (f *function) endHold() {
+	f.mu.Lock()
+	if !f.closed {
+		now := time.Now()
+		if until := f.adapt.HeldUntil(); until.After(now) {
+			f.holdTimer.Reset(until.Sub(now)) // still armed: the count carries over
+			f.mu.Unlock()
+			return
+		}
+		f.held = false
+		f.idle = 0
+		f.cond.Broadcast()
+	}
+	f.holdArmed = false
+	f.mu.Unlock()
+	f.s.workers.Done()
+}
+
+// stopHold cancels a pending hold timer at Close. Called with f.mu held and
+// f.closed set; a callback already running sees closed and ends.
+func (f *function) stopHold() {
+	if f.holdArmed && f.holdTimer.Stop() {
+		f.holdArmed = false
+		f.s.workers.Done()
+	}
+}
+
+// rateBurst is the token bucket's size for a rate: a tenth of a second's starts, at
+// least one, so a limit of 500/s starts at most 50 at once and stays within 1% of 500
+// over 10 s.
+func rateBurst(r float64) int {
+	return max(1, int(r/10))
+}
+
+// attempt runs one attempt, turning a panic or an outcome of no known kind into a
+// retriable outcome.
+func (f *function) attempt(w *Workload) (o Outcome) {
+	defer func() {
+		if v := recover(); v != nil {
+			f.s.logger.Error("scheduler: executor panicked; the attempt counts as retriable",
+				"function", f.cfg.Name, "workload", w.ID, "panic", v, "stack", string(debug.Stack()))
+			o = Retriable(ReasonPanic, fmt.Sprintf("executor panicked: %v", v))
+		}
+	}()
+	o = f.cfg.Executor.Execute(f.s.ctx, w, f.cfg.Timeout)
+	switch o.Kind {
+	case OutcomeSuccess, OutcomeRetriable, OutcomeFatal:
+		return o
+	}
+	f.s.logger.Error("scheduler: executor returned an outcome of invalid kind; the attempt counts as retriable",
+		"function", f.cfg.Name, "workload", w.ID, "kind", o.Kind, "reason", o.Reason, "err", o.Err)
+	return Outcome{
+		Kind:       OutcomeRetriable,
+		Reason:     ReasonError,
+		Err:        fmt.Sprintf("executor returned an invalid outcome kind %s (reason %q, err %q)", o.Kind, o.Reason, o.Err),
+		RetryAfter: o.RetryAfter,
+	}
+}

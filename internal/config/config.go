@@ -94,6 +94,8 @@ type Config struct {
 	DeadLetter DeadLetter `yaml:"dead_letter"`
 	StormGuard StormGuard `yaml:"storm_guard"`
 	Checkpoint Checkpoint `yaml:"checkpoint"`
+	Scheduler  Scheduler  `yaml:"scheduler"`
+	Tenants    []Tenant   `yaml:"tenants,omitempty"`
 	Functions  []Function `yaml:"functions"`
 	Tailers    []Tailer   `yaml:"tailers"`
 }
@@ -213,11 +215,16 @@ type Checkpoint struct {
 // Function is one registered function. Without URL, SDK workers (or an in-process
 // registration) serve it.
 type Function struct {
-	Name        string   `yaml:"name"`
-	URL         string   `yaml:"url,omitempty"`
+	Name string `yaml:"name"`
+	URL  string `yaml:"url,omitempty"`
+	// TLS for an https url: a CA and a client certificate (mutual TLS).
+	TLS *FunctionTLS `yaml:"tls,omitempty"`
+	// Tenant is the tenants[] entry the function belongs to (default "default").
+	Tenant      string   `yaml:"tenant,omitempty"`
 	Concurrency int      `yaml:"concurrency"`
 	Rate        float64  `yaml:"rate"` // starts per second; 0 means no limit
 	Timeout     Duration `yaml:"timeout"`
+	Adaptive    Adaptive `yaml:"adaptive"`
 	Retry       Retry    `yaml:"retry"`
 }
 
@@ -292,6 +299,7 @@ func (c *Config) WithDefaults() *Config {
 	}
 	setDuration(&c.StormGuard.RetryMin, DefaultStormRetryFloor)
 	setDuration(&c.StormGuard.RetryMax, DefaultStormRetryCeiling)
+	c.schedulingDefaults()
 	setDuration(&c.Checkpoint.Interval, DefaultCheckpointEvery)
 	setInt(&c.Checkpoint.MaxPending, DefaultMaxPending)
 	for i := range c.Functions {

@@ -57,12 +57,28 @@ checkpoint:
   interval: 1s                                # at most one fsync per interval
   max_pending: 10000                          # or sooner, after this many completed offsets
 
+scheduler:
+  max_concurrency: 0                          # attempts running at once over all functions; 0 = no bound
+  worker_heartbeat_timeout: 15s               # an SDK worker's task with no heartbeat this long runs elsewhere
+
+tenants:                                      # contended capacity is shared between tenants by weight
+  - name: default                             # the tenant of functions that name none
+    weight: 1
+    concurrency: 0                            # quota of attempts running at once; 0 = none
+    rate: 0                                   # quota of starts per second; 0 = none
+
 functions:
   - name: echo                                # served in process by kasync dev; without url,
     concurrency: 64                           # SDK workers serve a function
     # url: http://127.0.0.1:9000/echo         # an HTTP function (CloudEvents, binary mode)
+    # tls: {ca_file: ca.pem, cert_file: client.pem, key_file: client-key.pem}   # for an https url
+    tenant: default
     rate: 0                                   # starts per second; 0 = no limit
     timeout: 30s                              # per attempt
+    adaptive:                                 # halves concurrency on 429/503/timeouts, grows back on success
+      disabled: false
+      min: 1                                  # never below this
+      latency_factor: 0                       # >1: also shrink when latency passes this multiple of usual
     retry:
       max_attempts: 5                         # then the dead-letter topic
       backoff: [30s, 1m, 5m, 30m]             # before attempt 2, 3, ...; the last repeats
@@ -85,10 +101,12 @@ tailers:
 // Its data directory is under os.TempDir(). Defaults are applied; it is valid.
 func Demo() *Config {
 	c := &Config{
-		Kafka: Kafka{Brokers: []string{DefaultBroker}},
-		Node:  Node{DataDir: filepath.Join(os.TempDir(), "kasync-dev-data")},
+		Kafka:   Kafka{Brokers: []string{DefaultBroker}},
+		Node:    Node{DataDir: filepath.Join(os.TempDir(), "kasync-dev-data")},
+		Tenants: []Tenant{{Name: DefaultTenant}},
 		Functions: []Function{{
-			Name: DemoFunction,
+			Name:   DemoFunction,
+			Tenant: DefaultTenant,
 		}},
 		Tailers: []Tailer{{
 			Name:     DemoTailer,

@@ -36,7 +36,7 @@ func TestParseDesignExample(t *testing.T) {
 	require.Equal(t, "kasync.delay.30m", c.Delay.RungTopic(c.Delay.Rungs[3]))
 	require.Equal(t, "kasync.dead-letter", c.DeadLetter.Topic)
 	require.Equal(t, []Function{{
-		Name: "charge", URL: "http://127.0.0.1:9000/charge", Concurrency: 64, Rate: 500,
+		Name: "charge", URL: "http://127.0.0.1:9000/charge", Concurrency: 64, Rate: 500, Adaptive: Adaptive{Min: 1},
 		Timeout: Duration(30 * time.Second), Retry: Retry{MaxAttempts: 5, Backoff: DefaultBackoff()},
 	}}, c.Functions)
 	require.Equal(t, []Tailer{{
@@ -59,7 +59,8 @@ func TestParseAppliesDefaults(t *testing.T) {
 		StormGuard: StormGuard{Window: Duration(30 * time.Second), MinOutcomes: 20, Threshold: 0.9,
 			RetryMin: Duration(time.Second), RetryMax: Duration(30 * time.Second)},
 		Checkpoint: Checkpoint{Interval: Duration(time.Second), MaxPending: 10000},
-		Functions: []Function{{Name: "f", Concurrency: 64, Timeout: Duration(30 * time.Second),
+		Scheduler:  Scheduler{WorkerHeartbeatTimeout: Duration(15 * time.Second)},
+		Functions: []Function{{Name: "f", Concurrency: 64, Timeout: Duration(30 * time.Second), Adaptive: Adaptive{Min: 1},
 			Retry: Retry{MaxAttempts: 5, Backoff: DefaultBackoff()}}},
 		Tailers: []Tailer{{Name: "t", Topic: "in", Function: "f", Group: "kasync.t", Start: "earliest",
 			Ordering: "unordered", Batch: Batch{MaxRecords: 500, MaxWait: Duration(10 * time.Millisecond)},
@@ -82,7 +83,7 @@ tailers:
 	require.NoError(t, err)
 	require.Equal(t, []Duration{Duration(100 * time.Millisecond), Duration(time.Second)}, c.Delay.Rungs)
 	f := c.Functions[0]
-	require.Equal(t, Function{Name: "f", Concurrency: 3, Rate: 2.5, Timeout: Duration(1500 * time.Millisecond),
+	require.Equal(t, Function{Name: "f", Concurrency: 3, Rate: 2.5, Timeout: Duration(1500 * time.Millisecond), Adaptive: Adaptive{Min: 1},
 		Retry: Retry{MaxAttempts: 1, Backoff: []Duration{0, Duration(90 * time.Minute)}}}, f)
 	require.Equal(t, time.Duration(0), f.Retry.BackoffFor(2))
 	require.Equal(t, 90*time.Minute, f.Retry.BackoffFor(3))

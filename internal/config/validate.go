@@ -39,6 +39,7 @@ func (c *Config) validate(l *problemList) {
 		l.add("checkpoint.max_pending", "%d is not allowed; use at least 1 (default %d)", c.Checkpoint.MaxPending, DefaultMaxPending)
 	}
 	names := c.validateFunctions(l)
+	c.validateScheduling(l)
 	c.validateTailers(l, names)
 }
 

@@ -116,6 +116,18 @@ func TestValidateProblems(t *testing.T) {
 		{"tailer max wait", func(c *Config) { c.Tailers[0].Batch.MaxWait = d("-1ms") }, "tailers[0].batch.max_wait", "-1ms is negative; use a positive duration like 10ms"},
 		{"tailer window", func(c *Config) { c.Tailers[0].MaxInFlight = -5 }, "tailers[0].max_in_flight", "-5 is not allowed; use at least 1 (default 10000)"},
 		{"tailer revoke", func(c *Config) { c.Tailers[0].RevokeTimeout = d("-10s") }, "tailers[0].revoke_timeout", "-10s is negative; use a positive duration like 10s"},
+		// scheduler, tenants, adaptive limits, HTTP TLS
+		{"max concurrency", func(c *Config) { c.Scheduler.MaxConcurrency = -1 }, "scheduler.max_concurrency", "-1 is not allowed; use a positive bound, or 0 for none"},
+		{"heartbeat timeout", func(c *Config) { c.Scheduler.WorkerHeartbeatTimeout = d("1ms") }, "scheduler.worker_heartbeat_timeout", "1ms is too short; use at least 10ms, like 15s"},
+		{"tenant no name", func(c *Config) { c.Tenants = []Tenant{{Weight: 1}} }, "tenants[0].name", "missing; every tenant needs a name"},
+		{"tenant duplicate", func(c *Config) { c.Tenants = []Tenant{{Name: "a", Weight: 1}, {Name: "a", Weight: 2}} }, "tenants[1].name", `"a" is already the name of tenants[0]; tenant names must be unique`},
+		{"tenant weight", func(c *Config) { c.Tenants = []Tenant{{Name: "a", Weight: 5000}} }, "tenants[0].weight", "5000 is not allowed; use 1 to 1000 (default 1)"},
+		{"tenant quota", func(c *Config) { c.Tenants = []Tenant{{Name: "a", Weight: 1, Concurrency: -2}} }, "tenants[0].concurrency", "-2 is not allowed; use a positive quota, or 0 for none"},
+		{"tenant rate", func(c *Config) { c.Tenants = []Tenant{{Name: "a", Weight: 1, Rate: math.Inf(1)}} }, "tenants[0].rate", "+Inf is not allowed; use starts per second, or 0 for no quota"},
+		{"function tenant", func(c *Config) { c.Functions[1].Tenant = "marketing" }, "functions[1].tenant", `"marketing" is not in tenants; add it there (name, weight) or leave tenant out for "default"`},
+		{"adaptive min", func(c *Config) { c.Functions[0].Adaptive.Min = 65 }, "functions[0].adaptive.min", "65 is not allowed; use 1 to the function's concurrency (64)"},
+		{"adaptive latency", func(c *Config) { c.Functions[0].Adaptive.LatencyFactor = 0.5 }, "functions[0].adaptive.latency_factor", "0.5 is not allowed; use a factor above 1 like 2, or 0 to leave latency out"},
+		{"tls without https", func(c *Config) { c.Functions[0].URL = "http://x/"; c.Functions[0].TLS = &FunctionTLS{} }, "functions[0].tls", "is set but url is not https://; use an https url, or remove tls"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -162,6 +174,13 @@ func TestValidAlternatives(t *testing.T) {
 	c.Functions[0].URL = "https://fn.example.com:8443/charge?x=1"
 	c.Functions[0].Rate = 0.5
 	c.Functions[0].Retry.Backoff = []Duration{0}
+	c.Functions[0].TLS = &FunctionTLS{CAFile: pem, CertFile: pem, KeyFile: pem}
+	c.Functions[0].Tenant = "payments"
+	c.Functions[0].Adaptive = Adaptive{Min: 64, LatencyFactor: 2}
+	c.Functions[1].Tenant = DefaultTenant // need not be listed
+	c.Functions[1].Adaptive.Disabled = true
+	c.Tenants = []Tenant{{Name: "payments", Weight: 1000, Concurrency: 10, Rate: 0.5}}
+	c.Scheduler = Scheduler{MaxConcurrency: 16, WorkerHeartbeatTimeout: Duration(MinWorkerHeartbeatTimeout)}
 	c.Tailers[0].Start, c.Tailers[0].Ordering = StartLatest, OrderingPartition
 	c.Tailers[1].Ordering = OrderingKey
 	c.Tailers[1].Topic = c.Tailers[0].Topic // same topic in another group is fine

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,6 +26,7 @@ import (
 	"github.com/kasync/kasync/internal/config"
 	"github.com/kasync/kasync/internal/kafka"
 	kruntime "github.com/kasync/kasync/runtime"
+	"github.com/kasync/kasync/runtime/httpfn"
 	"github.com/kasync/kasync/scheduler"
 	"github.com/kasync/kasync/scheduler/rpc"
 	"github.com/kasync/kasync/tailer"
@@ -61,6 +63,7 @@ type Node struct {
 	store    *checkpoint.PebbleStore
 	sched    *scheduler.Scheduler
 	pool     *rpc.WorkerPool
+	https    []*httpfn.Executor // HTTP functions' executors, closed with the scheduler
 	grpcSrv  *grpc.Server
 	grpcLis  net.Listener
 	httpSrv  *http.Server
@@ -101,9 +104,6 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 			n.closeAll()
 		}
 	}()
-	if err := n.checkSupported(); err != nil {
-		return nil, err
-	}
 	if runScheduler {
 		if err := n.startScheduler(); err != nil {
 			return nil, err
@@ -121,34 +121,34 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 	return n, nil
 }
 
-// checkSupported rejects configuration this version accepts as valid but cannot honour
-// yet, rather than silently ignoring it.
-func (n *Node) checkSupported() error {
-	var errs []error
-	for i, f := range n.cfg.Functions {
-		if f.URL != "" {
-			if _, ok := n.opts.Registry.Lookup(f.Name); !ok {
-				errs = append(errs, fmt.Errorf("functions[%d].url: HTTP functions are not supported by this version yet; serve %q with an SDK worker (remove url)", i, f.Name))
-			}
-		}
-	}
-	return errors.Join(errs...)
-}
-
 func (n *Node) startScheduler() error {
-	n.pool = rpc.NewWorkerPool(n.log)
-	fns := make([]scheduler.Function, 0, len(n.cfg.Functions))
-	for _, f := range n.cfg.Functions {
-		var exec scheduler.Executor = n.pool
-		where := "sdk-workers"
-		if _, ok := n.opts.Registry.Lookup(f.Name); ok {
-			exec, where = n.opts.Registry, "in-process"
-		}
-		fns = append(fns, scheduler.Function{Name: f.Name, Concurrency: f.Concurrency, Timeout: f.Timeout.Std(), Rate: f.Rate, Executor: exec})
-		n.log.Info("function configured", "function", f.Name, "runs", where, "concurrency", f.Concurrency, "timeout", f.Timeout.Std(),
-			"rate", f.Rate)
+	pool, err := rpc.NewPool(rpc.PoolOptions{HeartbeatTimeout: n.cfg.Scheduler.WorkerHeartbeatTimeout.Std(), Logger: n.log})
+	if err != nil {
+		return fmt.Errorf("node: scheduler.worker_heartbeat_timeout: %w", err)
 	}
-	sched, err := scheduler.New(scheduler.Config{Functions: fns, MaxWorkloadBytes: n.cfg.Node.MaxWorkloadBytes, Logger: n.log})
+	n.pool = pool
+	fns := make([]scheduler.Function, 0, len(n.cfg.Functions))
+	for i, f := range n.cfg.Functions {
+		exec, where, err := n.executor(f)
+		if err != nil {
+			return fmt.Errorf("node: functions[%d] (%s): %w", i, f.Name, err)
+		}
+		tenant := f.Tenant
+		if tenant == config.DefaultTenant {
+			tenant = "" // the scheduler's built-in default tenant, or the tenants entry of that name
+		}
+		fns = append(fns, scheduler.Function{Name: f.Name, Concurrency: f.Concurrency, Timeout: f.Timeout.Std(), Rate: f.Rate,
+			Executor: exec, Tenant: tenant,
+			Adaptive: scheduler.AdaptiveConfig{Disabled: f.Adaptive.Disabled, Min: f.Adaptive.Min, LatencyFactor: f.Adaptive.LatencyFactor}})
+		n.log.Info("function configured", "function", f.Name, "runs", where, "tenant", f.TenantOf(), "concurrency", f.Concurrency,
+			"timeout", f.Timeout.Std(), "rate", f.Rate, "adaptive", !f.Adaptive.Disabled)
+	}
+	tenants := make([]scheduler.Tenant, 0, len(n.cfg.Tenants))
+	for _, t := range n.cfg.Tenants {
+		tenants = append(tenants, scheduler.Tenant{Name: t.Name, Weight: t.Weight, Concurrency: t.Concurrency, Rate: t.Rate})
+	}
+	sched, err := scheduler.New(scheduler.Config{Functions: fns, Tenants: tenants, MaxConcurrency: n.cfg.Scheduler.MaxConcurrency,
+		MaxWorkloadBytes: n.cfg.Node.MaxWorkloadBytes, Logger: n.log, Registerer: n.reg})
 	if err != nil {
 		return fmt.Errorf("node: scheduler: %w", err)
 	}
@@ -165,6 +165,30 @@ func (n *Node) startScheduler() error {
 	n.grpcSrv = grpc.NewServer(grpc.WaitForHandlers(true))
 	srv.Register(n.grpcSrv)
 	return nil
+}
+
+// executor chooses what runs f: a function registered in process (kasync dev, tests,
+// embedding) wins; otherwise an HTTP endpoint when f has a url, else SDK workers.
+func (n *Node) executor(f config.Function) (scheduler.Executor, string, error) {
+	if _, ok := n.opts.Registry.Lookup(f.Name); ok {
+		return n.opts.Registry, "in-process", nil
+	}
+	if f.URL == "" {
+		return n.pool, "sdk-workers", nil
+	}
+	var tlsCfg *tls.Config
+	if t := f.TLS; t != nil {
+		var err error
+		if tlsCfg, err = kafka.LoadTLS(t.CAFile, t.CertFile, t.KeyFile); err != nil {
+			return nil, "", fmt.Errorf("tls: %w", err)
+		}
+	}
+	exec, err := httpfn.New(httpfn.Config{Function: f.Name, URL: f.URL, TLS: tlsCfg, MaxConns: f.Concurrency, Logger: n.log})
+	if err != nil {
+		return nil, "", fmt.Errorf("url: %w", err)
+	}
+	n.https = append(n.https, exec)
+	return exec, "http", nil
 }
 
 func (n *Node) startHTTP() error {
@@ -483,9 +507,19 @@ func (n *Node) stopServers() {
 	if n.sched != nil {
 		_ = n.sched.Close()
 	}
+	n.closeHTTPFunctions()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = n.httpSrv.Shutdown(ctx)
+}
+
+// closeHTTPFunctions closes the idle connections of HTTP functions, once the scheduler
+// that ran them has closed.
+func (n *Node) closeHTTPFunctions() {
+	for _, e := range n.https {
+		e.Close()
+	}
+	n.https = nil
 }
 
 // closeAll releases what Start acquired. It is safe on a partly built node.
@@ -499,6 +533,7 @@ func (n *Node) closeAll() {
 	if n.sched != nil {
 		_ = n.sched.Close()
 	}
+	n.closeHTTPFunctions()
 	if n.grpcLis != nil {
 		_ = n.grpcLis.Close() // not yet served: Stop does not close it
 	}

@@ -3,12 +3,16 @@ package node_test
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -190,16 +194,99 @@ func TestInProcessRegistryPath(t *testing.T) {
 	runs.requireExactlyOnce(t, n)
 }
 
-// TestUnsupportedConfigIsRefused: settings this version cannot honour yet stop the node
-// at start with a message naming the field, instead of being ignored.
-func TestUnsupportedConfigIsRefused(t *testing.T) {
+// TestHTTPFunction: a function with a url runs over HTTP with the CloudEvents headers of
+// DESIGN.md; a 429 is retried (attempt 2 through the ladder) and a 400 is dead-lettered
+// as fatal, with the status in the error.
+func TestHTTPFunction(t *testing.T) {
 	t.Parallel()
 	brokers := kafkatest.Brokers(t)
-	cfg := testConfig(t, brokers, kafkatest.NewTopic(t, brokers, 1))
-	cfg.Functions[0].URL = "http://127.0.0.1:9/fn"
-	_, err := node.Start(context.Background(), node.Options{Config: cfg, Logger: quiet()})
-	require.Error(t, err)
-	require.ErrorContains(t, err, "functions[0].url")
+	topic := kafkatest.NewTopic(t, brokers, 2)
+	const n = 20
+	end := produce(t, brokers, topic, n)
+
+	var mu sync.Mutex
+	seen := map[string][]http.Header{} // payload → headers of each request
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		seen[string(body)] = append(seen[string(body)], r.Header.Clone())
+		tries := len(seen[string(body)])
+		mu.Unlock()
+		switch {
+		case string(body) == "e-3" && tries == 1:
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(http.StatusTooManyRequests)
+		case string(body) == "e-4":
+			http.Error(w, "no such account", http.StatusBadRequest)
+		default:
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}))
+	defer srv.Close()
+	cfg := testConfig(t, brokers, topic, func(c *config.Config) { c.Functions[0].URL = srv.URL + "/fn" })
+
+	nd := start(t, node.Options{Config: cfg, Logger: quiet()})
+	waitCommitted(t, brokers, cfg.Tailers[0].Group, topic, end)
+	letters := deadLetters(t, brokers, cfg, 1)
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen["e-3"]) == 2
+	}, 30*time.Second, 5*time.Millisecond, "e-3 is retried after its 429")
+	limit, err := strconv.Atoi(scrape(t, nd.HTTPAddr(), `kasync_concurrency_limit{function="fn"}`))
+	require.NoError(t, err, "the adaptive limit is exported")
+	require.Positive(t, limit)
+	require.LessOrEqual(t, limit, cfg.Functions[0].Concurrency)
+	nd.stop(t)
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, seen, n, "every event was POSTed")
+	for payload, hs := range seen {
+		h := hs[0]
+		require.Equal(t, "1.0", h.Get("ce-specversion"), payload)
+		require.Equal(t, "kafka://"+topic, h.Get("ce-source"), payload)
+		require.Equal(t, "kasync.fn", h.Get("ce-type"), payload)
+		require.Equal(t, "1", h.Get("ce-attempt"), payload)
+		require.True(t, strings.HasPrefix(h.Get("ce-id"), topic+"/"), "ce-id %q is <topic>/<partition>/<offset>", h.Get("ce-id"))
+		require.NotEmpty(t, h.Get("ce-partitionkey"), payload)
+		require.NotEmpty(t, h.Get("ce-time"), payload)
+	}
+	retry := seen["e-3"]
+	require.Equal(t, "2", retry[1].Get("ce-attempt"), "the retry is attempt 2")
+	require.Equal(t, retry[0].Get("ce-id"), retry[1].Get("ce-id"), "ce-id is stable across attempts")
+	require.Len(t, seen["e-4"], 1, "a 400 is not retried")
+	require.Equal(t, "e-4", string(letters[0].Value))
+	require.Equal(t, "fatal", header(letters[0], delaystreams.HeaderReason))
+	require.Contains(t, header(letters[0], delaystreams.HeaderError), "400")
+}
+
+// TestTenantQuotaIsWired: a tenant's concurrency quota bounds its functions, below
+// their own concurrency.
+func TestTenantQuotaIsWired(t *testing.T) {
+	t.Parallel()
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.NewTopic(t, brokers, 4)
+	const n = 200
+	end := produce(t, brokers, topic, n)
+	cfg := testConfig(t, brokers, topic, func(c *config.Config) {
+		c.Tenants = []config.Tenant{{Name: "batch", Weight: 1, Concurrency: 3}}
+		c.Functions[0].Tenant = "batch"
+	})
+	var running, most atomic.Int64
+	reg := kruntime.NewRegistry()
+	reg.MustRegister("fn", func(context.Context, *kruntime.Task) error {
+		now := running.Add(1)
+		for m := most.Load(); now > m && !most.CompareAndSwap(m, now); m = most.Load() {
+		}
+		time.Sleep(time.Millisecond)
+		running.Add(-1)
+		return nil
+	})
+	nd := start(t, node.Options{Config: cfg, Registry: reg})
+	waitCommitted(t, brokers, cfg.Tailers[0].Group, topic, end)
+	nd.stop(t)
+	require.Equal(t, int64(3), most.Load(), "the tenant's quota of 3, not the function's concurrency of %d", cfg.Functions[0].Concurrency)
 }
 
 // TestKeyOrderingIsWired: a tailer with ordering: key keeps a key's records in order

@@ -417,25 +417,9 @@ func TestRateLimit(t *testing.T) {
 	require.Eventually(t, func() bool { return free.Load() == frees }, 10*time.Second, time.Millisecond,
 		"a function without a limit is not held back by another's")
 
-	mu.Lock()
-	first := starts[0]
-	mu.Unlock()
-	require.Eventually(t, func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return time.Since(first) > span+100*time.Millisecond
-	}, span+10*time.Second, 10*time.Millisecond)
-
+	n := steadyStarts(t, &mu, &starts, span)
 	mu.Lock()
 	defer mu.Unlock()
-	// Starts in [first+burst window, first+span]: past the initial burst, the steady rate.
-	from, to := first.Add(time.Second), first.Add(span)
-	n := 0
-	for _, at := range starts {
-		if !at.Before(from) && at.Before(to) {
-			n++
-		}
-	}
 	want := r * (span - time.Second).Seconds()
 	require.InEpsilon(t, want, float64(n), 0.05, "%d starts in %s at %v/s", n, span-time.Second, r)
 	// Never more than the burst (a tenth of a second's starts) and the tokens that
@@ -493,4 +477,26 @@ func TestPrioritiesUnderContention(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	require.Equal(t, []string{"blocker", "p9", "p5-a", "p5-b", "p1", "p0", "p-3"}, order)
+}
+
+// steadyStarts waits until span has passed since the first of starts (guarded by mu),
+// then counts those in [first+1s, first+span): past the token bucket's initial burst,
+// at the steady rate.
+func steadyStarts(t *testing.T, mu *sync.Mutex, starts *[]time.Time, span time.Duration) int {
+	t.Helper()
+	mu.Lock()
+	first := (*starts)[0]
+	mu.Unlock()
+	require.Eventually(t, func() bool { return time.Since(first) > span+100*time.Millisecond },
+		span+10*time.Second, 10*time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	from, to := first.Add(time.Second), first.Add(span)
+	n := 0
+	for _, at := range *starts {
+		if !at.Before(from) && at.Before(to) {
+			n++
+		}
+	}
+	return n
 }

@@ -184,23 +184,7 @@ func TestTenantRate(t *testing.T) {
 		s.Enqueue(wl("free", strconv.Itoa(i)), func(scheduler.Outcome) {})
 	}
 	require.Eventually(t, func() bool { return free.Load() == frees }, 10*time.Second, time.Millisecond)
-	mu.Lock()
-	first := starts[0]
-	mu.Unlock()
-	require.Eventually(t, func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return time.Since(first) > span+100*time.Millisecond
-	}, span+10*time.Second, 10*time.Millisecond)
-	mu.Lock()
-	defer mu.Unlock()
-	from, to := first.Add(time.Second), first.Add(span)
-	n := 0
-	for _, at := range starts {
-		if !at.Before(from) && at.Before(to) {
-			n++
-		}
-	}
+	n := steadyStarts(t, &mu, &starts, span)
 	want := r * (span - time.Second).Seconds()
 	t.Logf("tenant rate %v/s: %d starts in %v (want %.0f)", r, n, span-time.Second, want)
 	require.InEpsilon(t, want, float64(n), 0.05)

@@ -2,7 +2,6 @@ package tailer
 
 import (
 	"context"
-	"sync"
 	"time"
 )
 
@@ -77,29 +76,6 @@ func (t *Tailer) releaseKeyLocked(p *partition, e *entry) {
 	// next stays parked until the ready loop pushes it, so that a revocation in the
 	// meantime does not wait for it.
 	t.ready.add(next)
-}
-
-// readyQueue holds entries whose key became free; the ready loop pushes them.
-type readyQueue struct {
-	mu   sync.Mutex
-	q    []*entry
-	wake chan struct{}
-}
-
-func (q *readyQueue) add(e *entry) {
-	q.mu.Lock()
-	q.q = append(q.q, e)
-	q.mu.Unlock()
-	notify(q.wake)
-}
-
-func (q *readyQueue) take(out []*entry) []*entry {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	out = append(out, q.q...)
-	clear(q.q)
-	q.q = q.q[:0]
-	return out
 }
 
 // readyLoop pushes the records whose key became free. Results are delivered on the

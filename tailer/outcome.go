@@ -221,22 +221,23 @@ func (t *Tailer) retryLoop(ctx context.Context) {
 	})
 }
 
-// outbox holds entries whose record (a rung or dead-letter record) is being made
-// durable.
-type outbox struct {
+// entryQueue is a queue of entries that one loop takes all at once: the outbox (records
+// being made durable: rung and dead-letter records) and the ready queue (records whose
+// key became free).
+type entryQueue struct {
 	mu   sync.Mutex
 	q    []*entry
 	wake chan struct{}
 }
 
-func (q *outbox) add(e *entry) {
+func (q *entryQueue) add(e *entry) {
 	q.mu.Lock()
 	q.q = append(q.q, e)
 	q.mu.Unlock()
 	notify(q.wake)
 }
 
-func (q *outbox) take(out []*entry) []*entry {
+func (q *entryQueue) take(out []*entry) []*entry {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	out = append(out, q.q...)

@@ -37,8 +37,8 @@ type Tailer struct {
 	idle     signal        // a revoking partition ran out of work in flight
 	retries  retryQueue    // records waiting for an in-place retry
 	holds    holdQueue     // partitions whose head record waits for its time
-	outbox   outbox        // records being made durable (rungs, dead letter)
-	ready    readyQueue    // records whose key became free (OrderKey, OrderPartition)
+	outbox   entryQueue    // records being made durable (rungs, dead letter)
+	ready    entryQueue    // records whose key became free (OrderKey, OrderPartition)
 
 	commitMu    sync.Mutex // one checkpoint write at a time; revocation takes it to fence
 	sinceCommit atomic.Int64
@@ -85,8 +85,8 @@ func New(cfg Config) (*Tailer, error) {
 		commitNow: make(chan struct{}, 1),
 		retries:   retryQueue{wake: make(chan struct{}, 1)},
 		holds:     holdQueue{wake: make(chan struct{}, 1)},
-		outbox:    outbox{wake: make(chan struct{}, 1)},
-		ready:     readyQueue{wake: make(chan struct{}, 1)},
+		outbox:    entryQueue{wake: make(chan struct{}, 1)},
+		ready:     entryQueue{wake: make(chan struct{}, 1)},
 	}, nil
 }
 

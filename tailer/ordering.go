@@ -13,7 +13,7 @@ type keyLine struct {
 	waiting []*entry
 }
 
-// orderKey returns the key that orders rec's entry, and false when its order need not
+// orderKey returns the key that orders e's record, and false when its order need not
 // be kept: in OrderUnordered, and for a record with a null key in OrderKey.
 func (t *Tailer) orderKey(e *entry) (string, bool) {
 	switch t.cfg.Ordering {

@@ -297,6 +297,7 @@ func TestKeyOrderRevokeDropsBlocked(t *testing.T) {
 	stopped := time.Now()
 	r.stop(t)
 	require.Less(t, time.Since(stopped), 5*time.Second, "the stop does not wait for blocked records")
+	require.Zero(t, r.Stats().Blocked, "the blocked records were dropped with the partition")
 
 	var mu sync.Mutex
 	var order []string

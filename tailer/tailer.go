@@ -464,6 +464,9 @@ func (t *Tailer) release(ps []int32, graceful bool) {
 			if p.win != nil {
 				abandoned += p.win.InFlight()
 			}
+			// Records blocked behind a busy key are dropped with the partition.
+			t.stats.blocked.Add(-int64(p.blocked))
+			p.blocked = 0
 		}
 		p.mu.Unlock()
 	}

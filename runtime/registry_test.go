@@ -1,7 +1,6 @@
 package runtime_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/kasync/kasync/internal/testutil"
 	kruntime "github.com/kasync/kasync/runtime"
 	"github.com/kasync/kasync/scheduler"
 )
@@ -20,27 +20,9 @@ func workload(function string) *scheduler.Workload {
 	return &scheduler.Workload{ID: "orders/0/42", Function: function, Attempt: 1}
 }
 
-// syncBuffer collects logs written from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func newRegistry(t *testing.T) (*kruntime.Registry, *syncBuffer) {
+func newRegistry(t *testing.T) (*kruntime.Registry, *testutil.Buffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	r := kruntime.NewRegistry()
 	r.SetLogger(slog.New(slog.NewTextHandler(logs, nil)))
 	return r, logs

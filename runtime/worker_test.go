@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/kasync/kasync/internal/testutil"
 	"github.com/kasync/kasync/scheduler"
 	"github.com/kasync/kasync/scheduler/rpc"
 )
@@ -240,7 +241,7 @@ func TestWorkerRunsTasksAndReturnsOutcomes(t *testing.T) {
 		return nil
 	}))
 	w := newTestWorker(t, c.addr, reg)
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	reg.SetLogger(slog.New(slog.NewTextHandler(logs, nil)))
 	stop, _, _ := runWorker(t, w)
 

@@ -5,7 +5,9 @@ import (
 	"context"
 	"log/slog"
 	"math"
+	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -127,16 +129,15 @@ func TestEnqueueRefusals(t *testing.T) {
 		{"at the limit", fits, scheduler.Success(), ""},
 	}
 	for _, c := range cases {
-		// Done must not run on Enqueue's stack while the scheduler is open.
-		var inEnqueue atomic.Bool
+		// Done must not run on Enqueue's stack while the scheduler is open. Its own
+		// goroutine's stack says so; a flag set around the call would also catch the
+		// answerer goroutine running done before Enqueue has returned.
 		var calledInside atomic.Bool
 		got := make(chan scheduler.Outcome, 2)
-		inEnqueue.Store(true)
 		s.Enqueue(c.w, func(o scheduler.Outcome) {
-			calledInside.Store(inEnqueue.Load())
+			calledInside.Store(onStack("(*Scheduler).Enqueue"))
 			got <- o
 		})
-		inEnqueue.Store(false)
 		o := await(t, got)
 		require.False(t, calledInside.Load(), "%s: done called on Enqueue's stack", c.name)
 		require.Equal(t, c.want.Kind, o.Kind, c.name)
@@ -499,4 +500,11 @@ func steadyStarts(t *testing.T, mu *sync.Mutex, starts *[]time.Time, span time.D
 		}
 	}
 	return n
+}
+
+// onStack reports whether the calling goroutine's stack has a frame whose name
+// contains fn.
+func onStack(fn string) bool {
+	buf := make([]byte, 64<<10)
+	return strings.Contains(string(buf[:runtime.Stack(buf, false)]), fn)
 }

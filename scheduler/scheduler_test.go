@@ -464,15 +464,7 @@ func TestPrioritiesUnderContention(t *testing.T) {
 		return st.Running == 1
 	}, 10*time.Second, time.Millisecond)
 	var wg sync.WaitGroup
-	for _, p := range []struct {
-		id   string
-		prio int32
-	}{{"p0", 0}, {"p5-a", 5}, {"p1", 1}, {"p5-b", 5}, {"p9", 9}, {"p-3", -3}} {
-		w := wl("f", p.id)
-		w.Priority = p.prio
-		wg.Add(1)
-		s.Enqueue(w, func(scheduler.Outcome) { wg.Done() })
-	}
+	enqueueMixedPriorities(s, &wg)
 	close(release)
 	wg.Wait()
 	mu.Lock()
@@ -507,4 +499,18 @@ func steadyStarts(t *testing.T, mu *sync.Mutex, starts *[]time.Time, span time.D
 func onStack(fn string) bool {
 	buf := make([]byte, 64<<10)
 	return strings.Contains(string(buf[:runtime.Stack(buf, false)]), fn)
+}
+
+// enqueueMixedPriorities enqueues six workloads of function "f" with mixed priorities
+// (p0, p5-a, p1, p5-b, p9, p-3, in that order), each calling wg.Done when answered.
+func enqueueMixedPriorities(s *scheduler.Scheduler, wg *sync.WaitGroup) {
+	for _, p := range []struct {
+		id   string
+		prio int32
+	}{{"p0", 0}, {"p5-a", 5}, {"p1", 1}, {"p5-b", 5}, {"p9", 9}, {"p-3", -3}} {
+		w := wl("f", p.id)
+		w.Priority = p.prio
+		wg.Add(1)
+		s.Enqueue(w, func(scheduler.Outcome) { wg.Done() })
+	}
 }

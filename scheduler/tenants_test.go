@@ -212,15 +212,7 @@ func TestTenantPrioritiesKept(t *testing.T) {
 	s.Enqueue(wl("f", "blocker"), func(scheduler.Outcome) {})
 	require.Eventually(t, func() bool { fs, _ := s.Stats().Function("f"); return fs.Running == 1 }, 10*time.Second, time.Millisecond)
 	var wg sync.WaitGroup
-	for _, p := range []struct {
-		id   string
-		prio int32
-	}{{"p0", 0}, {"p5-a", 5}, {"p1", 1}, {"p5-b", 5}, {"p9", 9}, {"p-3", -3}} {
-		w := wl("f", p.id)
-		w.Priority = p.prio
-		wg.Add(1)
-		s.Enqueue(w, func(scheduler.Outcome) { wg.Done() })
-	}
+	enqueueMixedPriorities(s, &wg)
 	require.Eventually(t, func() bool { ts, _ := s.Stats().Tenant("t"); return ts.Waiting == 3 }, 10*time.Second, time.Millisecond,
 		"the function's other workers wait for the tenant's slot")
 	close(release)

@@ -32,6 +32,9 @@ type command struct {
 	run     func(ctx context.Context, e env, args []string) error
 }
 
+// hidden commands are not listed: processes another command starts.
+var hidden = map[string]bool{"bench-child": true}
+
 var commands = map[string]command{
 	"dev":     {"run everything in one process on the embedded development broker", runDev},
 	"run":     {"run a production node from a config file", runNode},
@@ -40,6 +43,9 @@ var commands = map[string]command{
 	"produce": {"produce one record per line of standard input", runProduce},
 	"config":  {"`config check FILE`: validate a config file", runConfig},
 	"version": {"print the version", runVersion},
+	"bench":   {"measure kasync against raw franz-go, a hand-written consumer and Asynq", runBench},
+	// bench-child is a measured process `kasync bench` starts.
+	"bench-child": {"one measured process of kasync bench", runBenchChild},
 }
 
 // usageError is bad usage or bad configuration: exit status 2.
@@ -94,6 +100,9 @@ func printUsage(w io.Writer) {
 	fmt.Fprintln(w, "\nCommands:")
 	names := make([]string, 0, len(commands))
 	for name := range commands {
+		if hidden[name] {
+			continue
+		}
 		names = append(names, name)
 	}
 	sort.Strings(names)

@@ -155,3 +155,26 @@ func TestDevEndToEnd(t *testing.T) {
 		t.Fatal("kasync dev did not stop within 30s of Ctrl-C")
 	}
 }
+
+func TestBenchUsageErrors(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bench", "--size", "3"}, "--size 3: use 16"},
+		{[]string{"bench", "--modes", "raw-franz-go,celery"}, `unknown mode "celery"`},
+		{[]string{"bench", "--modes", " , "}, "--modes: name at least one"},
+		{[]string{"bench", "--latency-fraction", "-1"}, "--latency-fraction -1"},
+		{[]string{"bench", "--brokers", ","}, "--brokers"},
+		{[]string{"bench-child", "raw", "--n", "0"}, "--n 0"},
+		{[]string{"bench-child", "kafka-streams", "--n", "1"}, `unknown mode "kafka-streams"`},
+	} {
+		code, _, errOut := kasync(context.Background(), "", c.args...)
+		require.Equal(t, ExitUsage, code, "%v: %s", c.args, errOut)
+		require.Contains(t, errOut, c.want, "%v", c.args)
+	}
+	_, out, _ := kasync(context.Background(), "", "help")
+	require.Contains(t, out, "bench ")
+	require.NotContains(t, out, "bench-child", "a hidden command is listed")
+}

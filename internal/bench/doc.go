@@ -1,0 +1,17 @@
+// Package bench is the harness behind `kasync bench`: it measures kasync against the
+// reading limit of the broker (a raw franz-go consumer group), a hand-written franz-go
+// consumer, and a task queue peer (Asynq on Redis), one after another in one run.
+//
+// Every measured mode runs in processes of its own, started by the harness, so that CPU
+// time and peak RSS (from the kernel's rusage) are the mode's alone; the harness only
+// produces and reads the children's events (package benchproto). The broker runs in a
+// process of its own too, unless --brokers names one.
+//
+// Invariants:
+//   - Every mode reads the same backlog (one topic, a fresh consumer group per mode).
+//   - Latency is produce → function start, from a nanosecond stamp the producer writes
+//     into the payload, measured where the function runs; throughput is counted between
+//     the first and the last function start, so start-up is not in it.
+//   - A child that stops making progress is killed, and its row says so; the harness
+//     never waits forever and never leaves a child running.
+package bench

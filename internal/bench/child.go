@@ -77,17 +77,11 @@ func RunChild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	if f.cpuProfile != "" {
-		stop, err := startCPUProfile(f.cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer stop()
+	stopProfiles, err := StartProfiles(f.cpuProfile, f.memProfile, stderr)
+	if err != nil {
+		return err
 	}
-	if f.memProfile != "" {
-		runtime.MemProfileRate = 64 << 10 // sample finely enough to see per-record allocations
-		defer writeAllocProfile(f.memProfile, stderr)
-	}
+	defer stopProfiles()
 	if f.n < 1 {
 		return fmt.Errorf("bench-child %s: --n %d: want at least 1", mode, f.n)
 	}
@@ -103,10 +97,7 @@ func RunChild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer reporting.Done()
 		report(ctx, w, tr, f.progress)
 	}()
-	var (
-		res *benchproto.Result
-		err error
-	)
+	var res *benchproto.Result
 	switch mode {
 	case childRaw, childInline:
 		err = consume(ctx, f, tr, mode == childInline)
@@ -368,18 +359,30 @@ func readDues(ctx context.Context, cfg *config.Config) (map[string]time.Time, er
 	return dues, nil
 }
 
-func startCPUProfile(path string) (func(), error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("--cpuprofile: %w", err)
+// StartProfiles starts a CPU profile into cpu and, at stop, writes an allocation
+// profile into mem; "" skips either. Errors at stop are written to stderr.
+func StartProfiles(cpu, mem string, stderr io.Writer) (stop func(), err error) {
+	var cpuFile *os.File
+	if cpu != "" {
+		if cpuFile, err = os.Create(cpu); err != nil {
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(cpuFile); err != nil {
+			_ = cpuFile.Close()
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	if mem != "" {
+		runtime.MemProfileRate = 64 << 10 // finely enough to see per-record allocations
 	}
 	return func() {
-		pprof.StopCPUProfile()
-		_ = f.Close()
+		if cpuFile != nil {
+			pprof.StopCPUProfile()
+			_ = cpuFile.Close()
+		}
+		if mem != "" {
+			writeAllocProfile(mem, stderr)
+		}
 	}, nil
 }
 

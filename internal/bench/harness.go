@@ -413,11 +413,16 @@ func (h *harness) childArgs(mode, topic, group string, n int64, warm bool, extra
 	args := append([]string{"bench-child", mode, "--brokers", strings.Join(h.brokers, ","), "--topic", topic,
 		"--group", group, "--n", strconv.FormatInt(n, 10), "--partitions", strconv.Itoa(parts),
 		"--concurrency", strconv.Itoa(h.o.Concurrency)}, extra...)
-	if h.o.ProfileDir != "" {
-		base := filepath.Join(h.o.ProfileDir, strings.TrimPrefix(group, "kasync-bench-"+h.runID+"-"))
-		args = append(args, "--cpuprofile", base+".cpu.pprof", "--memprofile", base+".alloc.pprof")
+	return append(args, h.profileArgs(strings.TrimPrefix(group, "kasync-bench-"+h.runID+"-"))...)
+}
+
+// profileArgs are the profiling flags of a process named name, with --profile-dir.
+func (h *harness) profileArgs(name string) []string {
+	if h.o.ProfileDir == "" {
+		return nil
 	}
-	return args
+	base := filepath.Join(h.o.ProfileDir, name)
+	return []string{"--cpuprofile", base + ".cpu.pprof", "--memprofile", base + ".alloc.pprof"}
 }
 
 // measured is the processes of one phase of a mode: the measured one and the helpers
@@ -495,7 +500,8 @@ func (h *harness) startSplit(topic, group string, n int64, warm bool, phase stri
 			m.stop()
 		}
 	}()
-	sched, err := startProc("kasync-split scheduler node", h.o.Exe, []string{"run", "--config", path, "--roles", "scheduler", "--log-level", "warn"}, false, nil)
+	sched, err := startProc("kasync-split scheduler node", h.o.Exe, append([]string{"run", "--config", path, "--roles", "scheduler",
+		"--log-level", "warn"}, h.profileArgs(ModeSplit+"-"+phase+"-scheduler")...), false, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -503,8 +509,8 @@ func (h *harness) startSplit(topic, group string, n int64, warm bool, phase stri
 	if err := waitDial(grpcAddr, sched, 30*time.Second); err != nil {
 		return nil, err
 	}
-	tl, err := startProc("kasync-split tailer node", h.o.Exe, []string{"run", "--config", path, "--roles", "tailer,delay",
-		"--scheduler", grpcAddr, "--log-level", "warn"}, false, nil)
+	tl, err := startProc("kasync-split tailer node", h.o.Exe, append([]string{"run", "--config", path, "--roles", "tailer,delay",
+		"--scheduler", grpcAddr, "--log-level", "warn"}, h.profileArgs(ModeSplit+"-"+phase+"-tailer")...), false, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/kasync/kasync/internal/bench"
 	"github.com/kasync/kasync/internal/node"
 )
 
@@ -13,10 +14,17 @@ func runNode(ctx context.Context, e env, args []string) error {
 	path := f.String("config", "", "the config file (required)")
 	roles := f.String("roles", "", "comma-separated roles to run: tailer, scheduler, delay (default: all)")
 	schedAddr := f.String("scheduler", "", "with --roles tailer or delay but not scheduler: the scheduler's gRPC address")
+	cpuProfile := f.String("cpuprofile", "", "write a CPU profile to this file until the node stops")
+	memProfile := f.String("memprofile", "", "write an allocation profile to this file when the node stops")
 	log, err := f.setup(e, args)
 	if err != nil {
 		return err
 	}
+	stopProfiles, err := bench.StartProfiles(*cpuProfile, *memProfile, e.stderr)
+	if err != nil {
+		return usageError{err}
+	}
+	defer stopProfiles()
 	cfg, err := loadConfig(*path)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package benchproto
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -96,7 +97,7 @@ func TestEventsRoundTrip(t *testing.T) {
 	var got []Event
 	for {
 		e, err := r.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
@@ -108,7 +109,7 @@ func TestEventsRoundTrip(t *testing.T) {
 		t.Fatalf("got %+v", got)
 	}
 	for _, bad := range []string{"not json\n", `{"event":"bogus"}` + "\n", `{"event":"result"}` + "\n"} {
-		if _, err := NewReader(strings.NewReader(bad)).Next(); err == nil || err == io.EOF {
+		if _, err := NewReader(strings.NewReader(bad)).Next(); err == nil || errors.Is(err, io.EOF) {
 			t.Errorf("%q: err %v", bad, err)
 		}
 	}

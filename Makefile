@@ -11,7 +11,7 @@ GOBIN         := $(shell $(GO) env GOPATH)/bin
 GOLANGCI_VERSION := v2.15.0
 GOLANGCI_LINT := $(or $(shell command -v golangci-lint 2>/dev/null),$(GOBIN)/golangci-lint)
 
-.PHONY: help test test/race lint bench fuzz proto proto/check dev build tools
+.PHONY: help test test/race lint bench bench-harness bench-peers fuzz proto proto/check dev build tools
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "; printf "usage: make <target>\n\n"} \
@@ -33,8 +33,26 @@ lint: ## gofmt check (generated *.pb.go excluded), go vet, golangci-lint
 	@if [[ ! -x "$(GOLANGCI_LINT)" ]]; then echo "golangci-lint not found; run: make tools"; exit 1; fi
 	$(GOLANGCI_LINT) run ./...
 
-bench: ## run every benchmark with allocation counts
+bench: ## run every Go benchmark with allocation counts
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+BENCH_OUT   ?= bench-out
+BENCHFLAGS  ?=
+bench-harness: build ## kasync bench: kasync vs raw franz-go, a hand-written consumer and Asynq (BENCHFLAGS, BENCH_OUT)
+	@if [[ ! -x bin/kasync-bench-asynq ]] || ! command -v redis-server >/dev/null; then \
+		echo "note: Asynq is skipped without redis-server and bin/kasync-bench-asynq; make bench-peers installs both"; \
+	fi
+	bin/kasync bench --out $(BENCH_OUT) $(BENCHFLAGS)
+
+bench-peers: ## install redis-server (Debian, as root) and build the Asynq peer, bin/kasync-bench-asynq
+	@if ! command -v redis-server >/dev/null; then \
+		if [[ "$$(id -u)" == 0 ]]; then \
+			apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server; \
+		else \
+			echo "redis-server not found: install it (e.g. sudo apt-get install -y redis-server)"; exit 1; \
+		fi; \
+	fi
+	cd internal/bench/asynqpeer && $(GO) build -o ../../../bin/kasync-bench-asynq .
 
 fuzz: ## run every Fuzz target for FUZZTIME each (default 10s; CI uses a count, e.g. 20000x)
 	@targets="$$($(GO) test -list '^Fuzz' ./... | awk '/^Fuzz/ {f[n++] = $$1; next} /^ok/ {for (i = 0; i < n; i++) print $$2 " " f[i]; n = 0}')"; \

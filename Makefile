@@ -17,11 +17,17 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "; printf "usage: make <target>\n\n"} \
 		/^[a-zA-Z0-9_\/-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+# The Asynq peer of the bench harness is a module of its own (kasync does not depend on
+# Asynq): the targets below run it too.
+PEER := internal/bench/asynqpeer
+
 test: ## run every test once
 	$(GO) test -count=1 ./...
+	cd $(PEER) && $(GO) test -count=1 ./...
 
 test/race: ## run every test once with the race detector (the CI test command)
 	$(GO) test -race -count=1 ./...
+	cd $(PEER) && $(GO) test -race -count=1 ./...
 
 lint: ## gofmt check (generated *.pb.go excluded), go vet, golangci-lint
 	@unformatted="$$(find . -name '*.go' -not -name '*.pb.go' -not -path './.git/*' -not -path './bin/*' -print0 \
@@ -30,8 +36,10 @@ lint: ## gofmt check (generated *.pb.go excluded), go vet, golangci-lint
 		echo "gofmt: these files are not formatted (run gofmt -w on them):"; echo "$$unformatted"; exit 1; \
 	fi
 	$(GO) vet ./...
+	cd $(PEER) && $(GO) vet ./...
 	@if [[ ! -x "$(GOLANGCI_LINT)" ]]; then echo "golangci-lint not found; run: make tools"; exit 1; fi
 	$(GOLANGCI_LINT) run ./...
+	cd $(PEER) && $(GOLANGCI_LINT) run --config $(CURDIR)/.golangci.yml ./...
 
 bench: ## run every Go benchmark with allocation counts
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
@@ -52,7 +60,7 @@ bench-peers: ## install redis-server (Debian, as root) and build the Asynq peer,
 			echo "redis-server not found: install it (e.g. sudo apt-get install -y redis-server)"; exit 1; \
 		fi; \
 	fi
-	cd internal/bench/asynqpeer && $(GO) build -o ../../../bin/kasync-bench-asynq .
+	cd $(PEER) && $(GO) build -o $(CURDIR)/bin/kasync-bench-asynq .
 
 fuzz: ## run every Fuzz target for FUZZTIME each (default 10s; CI uses a count, e.g. 20000x)
 	@targets="$$($(GO) test -list '^Fuzz' ./... | awk '/^Fuzz/ {f[n++] = $$1; next} /^ok/ {for (i = 0; i < n; i++) print $$2 " " f[i]; n = 0}')"; \

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -97,6 +98,21 @@ func RunChild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer reporting.Done()
 		report(ctx, w, tr, f.progress)
 	}()
+	// The moment the group has every partition assigned is when reading can begin: the
+	// throughput is counted from it, so a consumer that buffers whole fetches before the
+	// first start is not credited with the time it spent fetching.
+	var subscribed atomic.Int64
+	if mode != childLateness && f.group != "" {
+		reporting.Add(1)
+		go func() {
+			defer reporting.Done()
+			if t, err := waitAssigned(ctx, splitList(f.brokers), f.group, f.topic); err == nil {
+				subscribed.Store(t.UnixNano())
+			} else if ctx.Err() == nil {
+				log.Warn("bench: could not see the group's assignment; throughput counts from the first start", "err", err)
+			}
+		}()
+	}
 	var res *benchproto.Result
 	switch mode {
 	case childRaw, childInline:
@@ -117,6 +133,7 @@ func RunChild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if res == nil {
 		res = tr.result()
+		res.Subscribed = subscribed.Load()
 	}
 	return w.Write(benchproto.Event{Event: benchproto.EventResult, Result: res})
 }
@@ -396,5 +413,38 @@ func writeAllocProfile(path string, stderr io.Writer) {
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "--memprofile: %v\n", err)
+	}
+}
+
+// waitAssigned polls the group until every partition of topic is assigned to a member
+// of a stable group, and returns when it saw that.
+func waitAssigned(ctx context.Context, brokers []string, group, topic string) (time.Time, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	var partitions int
+	for {
+		if partitions == 0 {
+			if td, err := adm.ListTopics(ctx, topic); err == nil {
+				if d, ok := td[topic]; ok && d.Err == nil {
+					partitions = len(d.Partitions)
+				}
+			}
+		}
+		if partitions > 0 {
+			if gs, err := adm.DescribeGroups(ctx, group); err == nil {
+				if g, ok := gs[group]; ok && g.Err == nil && g.State == "Stable" && len(g.AssignedPartitions()[topic]) == partitions {
+					return time.Now(), nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
 }

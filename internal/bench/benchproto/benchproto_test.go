@@ -145,3 +145,18 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+func TestRateCountsFromSubscribed(t *testing.T) {
+	r := Result{Count: 1000, FirstStart: 2e9, LastStart: 3e9}
+	if got := r.Rate(); got != 999 {
+		t.Fatalf("without Subscribed: %v, want 999 (first to last)", got)
+	}
+	r.Subscribed = 1e9
+	if got := r.Rate(); got != 500 {
+		t.Fatalf("with Subscribed: %v, want 500 (subscribed to last)", got)
+	}
+	r.Subscribed = 2.5e9 // after the first start: not a real subscription time
+	if got := r.Rate(); got != 999 {
+		t.Fatalf("Subscribed after the first start: %v, want 999", got)
+	}
+}

@@ -29,9 +29,12 @@ type Event struct {
 type Result struct {
 	// Count is how many distinct tasks started (first attempts).
 	Count int64 `json:"count"`
-	// FirstStart and LastStart bound the starts: the rate is (Count-1)/(Last-First).
+	// FirstStart and LastStart bound the starts.
 	FirstStart int64 `json:"first_start_ns"`
 	LastStart  int64 `json:"last_start_ns"`
+	// Subscribed, when set, is when the reader could begin: its consumer group had every
+	// partition assigned. The rate is counted from it rather than from FirstStart.
+	Subscribed int64 `json:"subscribed_ns,omitempty"`
 	// Latency is produce (the time stamped in the payload) → function start.
 	Latency *Histogram `json:"latency"`
 	// Duplicates are starts of a task already counted.
@@ -42,8 +45,12 @@ type Result struct {
 	Early    int64      `json:"early,omitempty"`
 }
 
-// Rate is tasks per second between the first and the last start.
+// Rate is tasks per second: Count from Subscribed to the last start when Subscribed is
+// set (and not after the first start), else Count-1 between the first and last start.
 func (r *Result) Rate() float64 {
+	if r.Subscribed > 0 && r.Subscribed <= r.FirstStart && r.LastStart > r.Subscribed {
+		return float64(r.Count) / (float64(r.LastStart-r.Subscribed) / 1e9)
+	}
 	if r.Count < 2 || r.LastStart <= r.FirstStart {
 		return 0
 	}

@@ -193,7 +193,7 @@ func (c *canvas) sectionHeading(y int, heading, subtitle string) int {
 
 // throughputPanel draws one bar per row on a log scale, from y; it returns the y below.
 func (c *canvas) throughputPanel(y int, r *Report) int {
-	subtitle := "log scale; a backlog read as fast as each mode can, first to last function start"
+	subtitle := "log scale; a backlog read as fast as each mode can, from group assignment to the last function start"
 	y = c.sectionHeading(y, "throughput (tasks/s)", "")
 	c.text(chartMargin, y, subtitle, colorMuted)
 	c.legend(y)

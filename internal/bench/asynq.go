@@ -121,7 +121,8 @@ func (h *harness) runAsynq(ctx context.Context, row *Row) {
 	n := int64(h.o.AsynqRecords)
 	row.Records = n
 	h.bar.phase("asynq: enqueueing the backlog", n)
-	if _, err := h.enqueue(ctx, peer, addr, "throughput", n, 0); err != nil {
+	queue := "throughput" + h.roundSuffix()
+	if _, err := h.enqueue(ctx, peer, addr, queue, n, 0); err != nil {
 		row.Error = err.Error()
 		h.bar.finish("failed")
 		return
@@ -130,7 +131,7 @@ func (h *harness) runAsynq(ctx context.Context, row *Row) {
 
 	h.bar.phase(row.Mode+" throughput", n)
 	cpu0, _ := brokerCPU(h.redis)
-	p, err := h.serve(peer, addr, "throughput", n)
+	p, err := h.serve(peer, addr, queue, n)
 	if err != nil {
 		row.Error = err.Error()
 		h.bar.finish("failed")
@@ -154,14 +155,15 @@ func (h *harness) runAsynq(ctx context.Context, row *Row) {
 	rate := h.latencyRate(row.Rate)
 	nl := max(int64(math.Round(rate*h.o.LatencyDuration.Seconds())), 10)
 	h.bar.phase(fmt.Sprintf("%s latency @ %s", row.Mode, formatRate(rate)), nl)
-	lp, err := h.serve(peer, addr, "latency", nl)
+	lqueue := "latency" + h.roundSuffix()
+	lp, err := h.serve(peer, addr, lqueue, nl)
 	if err != nil {
 		row.Error = "latency phase: " + err.Error()
 		h.bar.finish("failed")
 		return
 	}
 	res, achieved, err := h.offer(ctx, lp, func(ctx context.Context) (float64, error) {
-		return h.enqueue(ctx, peer, addr, "latency", nl, rate)
+		return h.enqueue(ctx, peer, addr, lqueue, nl, rate)
 	}, nil)
 	lp.stop(15 * time.Second)
 	if err != nil {

@@ -241,3 +241,24 @@ func TestProcStallIsKilled(t *testing.T) {
 	<-p.exited
 	require.True(t, strings.Contains(p.err.Error(), "killed"), p.err.Error())
 }
+
+func TestAggregateTakesMediansOverGoodRuns(t *testing.T) {
+	lat := func(p99 time.Duration) *LatencyFigures { return &LatencyFigures{P99: Duration(p99), Count: 10} }
+	runs := [][]Row{
+		{{Mode: ModeRaw, Rate: 100, Latency: lat(3 * time.Millisecond)}, {Mode: ModeInProcess, Rate: 50, Latency: lat(9 * time.Millisecond)}, {Mode: ModeAsynq, Skipped: "no redis"}},
+		{{Mode: ModeRaw, Rate: 300, Latency: lat(1 * time.Millisecond)}, {Mode: ModeInProcess, Error: "boom"}, {Mode: ModeAsynq, Skipped: "no redis"}},
+		{{Mode: ModeRaw, Rate: 200, Latency: lat(2 * time.Millisecond)}, {Mode: ModeInProcess, Rate: 70, Latency: lat(5 * time.Millisecond)}, {Mode: ModeAsynq, Skipped: "no redis"}},
+	}
+	rows := aggregate(runs)
+	require.Equal(t, 200.0, rows[0].Rate)
+	require.Equal(t, []float64{100, 300, 200}, rows[0].Rates)
+	require.Equal(t, Duration(2*time.Millisecond), rows[0].Latency.P99)
+	require.Equal(t, 60.0, rows[1].Rate, "median of the two good runs")
+	require.Contains(t, rows[1].Error, "1 of 3 runs failed; the first: boom")
+	require.Equal(t, "no redis", rows[2].Skipped)
+
+	med, rng := medianRatios(runs)
+	// per run: 50/100 = 0.5, run 2 has no in-process, 70/200 = 0.35
+	require.InDelta(t, 0.425, med[ModeInProcess+"/"+ModeRaw], 1e-9)
+	require.Equal(t, [2]float64{0.35, 0.5}, rng[ModeInProcess+"/"+ModeRaw])
+}

@@ -42,7 +42,10 @@ type Options struct {
 	// process of its own.
 	Brokers []string
 
-	Records     int // backlog per Kafka mode (default 1,000,000)
+	Records int // backlog per Kafka mode (default 1,000,000)
+	// Runs repeats every mode this many times, interleaved (mode by mode, run after
+	// run); the report gives medians and the spread (default 1).
+	Runs        int
 	Size        int // payload bytes (default 100, at least 16)
 	Partitions  int // of the benchmark topics (default 12)
 	Keys        int // distinct record keys (default 1000)
@@ -85,6 +88,7 @@ func (o Options) WithDefaults() Options {
 		}
 	}
 	def(&o.Records, 1_000_000)
+	def(&o.Runs, 1)
 	def(&o.Size, 100)
 	def(&o.Partitions, 12)
 	def(&o.Keys, 1000)
@@ -118,6 +122,9 @@ func (o Options) Validate() error {
 	}
 	if o.Records < 1 || o.Records > MaxRecords {
 		bad("--records %d: use 1 to %d", o.Records, MaxRecords)
+	}
+	if o.Runs < 1 || o.Runs > 100 {
+		bad("--runs %d: use 1 to 100", o.Runs)
 	}
 	if o.AsynqRecords < 1 || o.AsynqRecords > MaxRecords {
 		bad("--asynq-records %d: use 1 to %d", o.AsynqRecords, MaxRecords)
@@ -173,6 +180,7 @@ type harness struct {
 	adm       *kadm.Client
 	bar       *progressBar
 	report    *Report
+	round     int // the run under way, 0-based: part of group, topic and directory names
 	// producerPeak is the rate the harness produced the backlog at: latency phases
 	// offer at most LatencyFraction of it, or the producer would be the queue measured.
 	producerPeak float64
@@ -198,7 +206,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		bar: newProgressBar(o.Progress, o.TTY)}
 	defer h.close()
 	h.report = &Report{Started: time.Now().UTC().Truncate(time.Second), Machine: machine(), Ratios: map[string]float64{},
-		Settings: Settings{Records: o.Records, AsynqRecords: o.AsynqRecords, Size: o.Size, Partitions: o.Partitions,
+		Settings: Settings{Runs: o.Runs, Records: o.Records, AsynqRecords: o.AsynqRecords, Size: o.Size, Partitions: o.Partitions,
 			Keys: o.Keys, Concurrency: o.Concurrency, LatencyFraction: o.LatencyFraction, LatencyMaxRate: o.LatencyMaxRate,
 			LatencyDuration: Duration(o.LatencyDuration)}}
 	if err := h.startBroker(); err != nil {
@@ -216,20 +224,34 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		h.report.ProducerRate = h.producerPeak
 		h.bar.finish(fmt.Sprintf("%d records of %d bytes in %d partitions", o.Records, o.Size, o.Partitions))
 	}
-	for _, m := range o.Modes {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+	runs := make([][]Row, o.Runs)
+	for r := range o.Runs {
+		h.round = r
+		for _, m := range o.Modes {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			row := Row{Mode: m, Description: descriptions[m]}
+			h.runMode(ctx, &row, backlog)
+			runs[r] = append(runs[r], row)
 		}
-		row := Row{Mode: m, Description: descriptions[m]}
-		h.runMode(ctx, &row, backlog)
-		h.report.Rows = append(h.report.Rows, row)
+		h.report.Rows = runs[r] // the lateness run reads the in-process peak of the latest run
 	}
+	h.report.Rows = aggregate(runs)
 	if o.Lateness {
 		h.report.Lateness = h.runLateness(ctx, backlog)
 	}
-	h.report.Ratios = ratios(h.report.Rows)
+	h.report.Ratios, h.report.RatioRanges = medianRatios(runs)
 	h.report.Took = Duration(time.Since(began).Round(time.Millisecond))
 	return h.report, ctx.Err()
+}
+
+// roundSuffix tells the runs' groups and topics apart: "" for the first, "-r2" on.
+func (h *harness) roundSuffix() string {
+	if h.round == 0 {
+		return ""
+	}
+	return "-r" + strconv.Itoa(h.round+1)
 }
 
 func ratios(rows []Row) map[string]float64 {
@@ -459,6 +481,7 @@ func (m *measured) peakRSS() int64 {
 // distinct records ran. warm: the child is ready once warm-up records from every
 // partition ran.
 func (h *harness) startMode(mode, topic string, n int64, warm bool, phase string) (*measured, error) {
+	phase += h.roundSuffix()
 	group := "kasync-bench-" + h.runID + "-" + mode + "-" + phase
 	switch mode {
 	case ModeRaw, ModeInline:
@@ -618,7 +641,7 @@ func (h *harness) latencyRate(peak float64) float64 {
 // records from every partition, then produces at rate for LatencyDuration.
 func (h *harness) latencyPhase(ctx context.Context, mode string, rate float64) (*LatencyFigures, error) {
 	n := max(int64(math.Round(rate*h.o.LatencyDuration.Seconds())), 10)
-	topic := "kasync-bench-" + h.runID + "-latency-" + mode
+	topic := "kasync-bench-" + h.runID + "-latency-" + mode + h.roundSuffix()
 	if err := h.createTopic(ctx, topic); err != nil {
 		return nil, err
 	}

@@ -14,8 +14,10 @@ type Report struct {
 	Rows     []Row     `json:"rows"`
 	// Ratios are the throughput ratios the targets are stated in, e.g.
 	// "kasync-in-process/raw-franz-go"; a ratio whose rows did not both run is absent.
-	Ratios   map[string]float64 `json:"ratios"`
-	Lateness *Lateness          `json:"lateness,omitempty"`
+	Ratios map[string]float64 `json:"ratios"`
+	// RatioRanges are the lowest and highest of each ratio over the runs (Runs > 1).
+	RatioRanges map[string][2]float64 `json:"ratio_ranges,omitempty"`
+	Lateness    *Lateness             `json:"lateness,omitempty"`
 	// ProducerRate is how fast the harness produced the backlog, records/s: latency
 	// phases offer at most LatencyFraction of it.
 	ProducerRate float64 `json:"producer_rate,omitempty"`
@@ -34,6 +36,7 @@ type Machine struct {
 
 // Settings are the workload's shape.
 type Settings struct {
+	Runs            int      `json:"runs"`             // each mode's runs; the rows are medians
 	Records         int      `json:"records"`          // per Kafka mode, in the throughput phase
 	AsynqRecords    int      `json:"asynq_records"`    // Asynq's throughput phase
 	Size            int      `json:"size"`             // payload bytes
@@ -74,6 +77,11 @@ type Row struct {
 
 	// Latency phase: produce → function start at a fixed offered rate.
 	Latency *LatencyFigures `json:"latency,omitempty"`
+
+	// With several runs: every run's rate and latency p99, for the spread; the figures
+	// above are medians over the runs that succeeded.
+	Rates       []float64  `json:"rates,omitempty"`
+	LatencyP99s []Duration `json:"latency_p99s,omitempty"`
 }
 
 // LatencyFigures are the latency phase's results.

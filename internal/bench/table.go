@@ -25,23 +25,31 @@ func WriteTable(w io.Writer, r *Report) error {
 		s.Records, s.Size, s.Partitions, s.Keys, s.Concurrency, s.AsynqRecords)
 	m := r.Machine
 	fmt.Fprintf(w, "machine: %s, %d cores, %s %s; broker: %s\n", m.CPU, m.Cores, m.GoVersion, m.OS, m.Broker)
-	fmt.Fprintf(w, "latency: produce → function start at %.0f%% of each mode's peak for %s\n\n", s.LatencyFraction*100, s.LatencyDuration)
+	fmt.Fprintf(w, "latency: produce → function start at %.0f%% of each mode's peak for %s\n", s.LatencyFraction*100, s.LatencyDuration)
+	if s.Runs > 1 {
+		fmt.Fprintf(w, "figures: medians of %d runs, interleaved; spread is the lowest and highest run\n", s.Runs)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mode\ttasks/s\tCPU s/M\tbroker CPU s/M\tpeak RSS\tlatency at\tp50\tp99\tp999\t")
+	fmt.Fprintln(tw, "mode\ttasks/s\tspread\tCPU s/M\tbroker CPU s/M\tpeak RSS\tlatency at\tp50\tp99\tp999\t")
 	for _, row := range r.Rows {
 		switch {
 		case row.Skipped != "":
-			fmt.Fprintf(tw, "%s\tskipped\t\t\t\t\t\t\t\t\n", row.Mode)
+			fmt.Fprintf(tw, "%s\tskipped\t\t\t\t\t\t\t\t\t\n", row.Mode)
 			continue
 		case row.Error != "" && row.Rate == 0:
-			fmt.Fprintf(tw, "%s\tfailed\t\t\t\t\t\t\t\t\n", row.Mode)
+			fmt.Fprintf(tw, "%s\tfailed\t\t\t\t\t\t\t\t\t\n", row.Mode)
 			continue
 		}
 		lat := "\t\t\t\t"
 		if l := row.Latency; l != nil {
 			lat = fmt.Sprintf("%s/s\t%s\t%s\t%s\t", formatCount(l.Achieved), formatLatency(time.Duration(l.P50)), formatLatency(time.Duration(l.P99)), formatLatency(time.Duration(l.P999)))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.2f\t%s\t%s\n", row.Mode, formatCount(row.Rate), row.CPUPerMillion,
+		spread := "-"
+		if len(row.Rates) > 1 {
+			spread = formatCount(slices.Min(row.Rates)) + "–" + formatCount(slices.Max(row.Rates))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%.2f\t%s\t%s\n", row.Mode, formatCount(row.Rate), spread, row.CPUPerMillion,
 			row.BrokerCPUPerMillion, formatBytes(row.PeakRSS), lat)
 	}
 	if err := tw.Flush(); err != nil {
@@ -70,7 +78,11 @@ func WriteTable(w io.Writer, r *Report) error {
 			case strings.HasPrefix(k, ModeSplit+"/") && strings.HasSuffix(k, "/"+ModeAsynq):
 				target = fmt.Sprintf("   (target ≥ %.0f×)", float64(targetVsAsynq))
 			}
-			fmt.Fprintf(w, "  %-36s %6.2f×%s\n", k, r.Ratios[k], target)
+			spread := ""
+			if rg, ok := r.RatioRanges[k]; ok {
+				spread = fmt.Sprintf(" (%.2f–%.2f)", rg[0], rg[1])
+			}
+			fmt.Fprintf(w, "  %-36s %6.2f×%s%s\n", k, r.Ratios[k], spread, target)
 		}
 	}
 	if l := r.Lateness; l != nil {

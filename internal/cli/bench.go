@@ -14,6 +14,7 @@ func runBench(ctx context.Context, e env, args []string) error {
 	var o bench.Options
 	brokers := f.String("brokers", "", "use this cluster (comma-separated seed brokers) instead of starting the embedded broker in its own process")
 	f.IntVar(&o.Records, "records", 1_000_000, "records in the backlog each Kafka mode reads")
+	f.IntVar(&o.Runs, "runs", 1, "run every mode this many times, interleaved; the table shows medians and the spread")
 	f.IntVar(&o.Size, "size", 100, "payload bytes per record (at least 16)")
 	f.IntVar(&o.Partitions, "partitions", 12, "partitions of the benchmark topics")
 	f.IntVar(&o.Keys, "keys", 1000, "distinct record keys")

@@ -96,4 +96,9 @@
 //  16. Waits for slots end with Close, which keeps guarantee 7 (TestCloseEndsSlotWaits).
 //     Without Tenants quotas or MaxConcurrency there is no arbiter and no wait
 //     before a start (TestNoTenantsUnchanged).
+//  17. EnqueueBatch keeps every guarantee of Enqueue for each of its workloads; it
+//     takes a function's lock once per run of its workloads and wakes one worker,
+//     which wakes the next as it starts, so a burst still reaches Concurrency
+//     attempts at once (TestBurstStartsUpToConcurrency). Local streams reuse their
+//     tickets without mixing up tokens and outcomes (TestLocalTicketsReused).
 package scheduler

@@ -73,6 +73,15 @@ func (f *function) wake() wakeAction {
 	return wakeNone
 }
 
+// passOn is the wake-up a worker that just took work passes on: one more worker, if
+// the worker is fresh and another could start. Called with f.mu held.
+func (f *function) passOn(fresh bool) wakeAction {
+	if fresh && f.canStart() {
+		return f.wake()
+	}
+	return wakeNone
+}
+
 func (f *function) do(a wakeAction) {
 	switch a {
 	case wakeSignal:
@@ -91,11 +100,17 @@ func (f *function) work() {
 	if f.s.arb != nil {
 		slot = newSlotWaiter()
 	}
+	// fresh: the worker was just started or woken. A fresh worker that takes work
+	// passes the wake-up on when more could start, so a burst wakes workers one after
+	// another as each gets to run, not all at once on the enqueuer's goroutine; a worker
+	// looping from one attempt to the next wakes none.
+	fresh := true
 	f.mu.Lock()
 	for {
 		for !f.closed && !f.canStart() {
 			f.idle++
 			f.cond.Wait()
+			fresh = true
 		}
 		if f.closed {
 			f.mu.Unlock()
@@ -103,7 +118,10 @@ func (f *function) work() {
 		}
 		if f.gated {
 			f.claiming++
+			a := f.passOn(fresh)
+			fresh = false
 			f.mu.Unlock()
+			f.do(a)
 			ok := f.waitTurn(slot)
 			f.mu.Lock()
 			f.claiming--
@@ -123,7 +141,10 @@ func (f *function) work() {
 		f.active++
 		seq := f.adapt.Start()
 		f.running.Add(1)
+		a := f.passOn(fresh)
+		fresh = false
 		f.mu.Unlock()
+		f.do(a)
 
 		var began time.Time
 		if f.adapt.latencyFactor > 0 {

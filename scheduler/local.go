@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // ErrStreamClosed is returned by Push on a stream that is closed, including a Push
@@ -68,50 +69,61 @@ func (l *Local) Open(ctx context.Context, name string, deliver func([]Result)) (
 // one unit from Push until its result has been handed to deliver, so the workloads
 // queued or running in the scheduler plus the results waiting for delivery never
 // exceed window.
+//
+// A pushed workload's ticket carries its token to its done and its outcome back: done
+// pushes the answered ticket onto answered, a lock-free stack, so the scheduler's
+// workers never wait for each other or for the delivery goroutine to answer; the
+// delivery goroutine takes the whole stack at once. Tickets are reused, so Push and
+// answers allocate nothing per workload.
 type localStream struct {
 	s       *Scheduler
 	name    string
 	window  int
 	deliver func([]Result)
 
+	answered atomic.Pointer[ticket] // answered tickets, newest first, linked by next
+
 	mu       sync.Mutex
 	closed   bool
-	inflight int       // pushed, result not yet delivered; <= window
-	results  []Result  // answered, waiting for the delivery goroutine
-	free     []*ticket // tickets not attached to a workload
-	tickets  int       // tickets ever made, <= window
-	waiters  bool      // a Push waits on room
+	inflight int     // pushed, result not yet delivered; <= window
+	free     *ticket // tickets not attached to a workload, linked by next
+	tickets  int     // tickets ever made, <= window
+	waiters  bool    // a Push waits on room
 	room     chan struct{}
 
-	wake    chan struct{} // cap 1: results went from empty to non-empty, or closed
+	wake    chan struct{} // cap 1: answered went from empty to non-empty
 	closedC chan struct{} // closed by Close
 	exited  chan struct{} // closed when the delivery goroutine returns
 }
 
-// ticket carries a pushed workload's token to its done. A stream never has more
-// tickets than its window and reuses them, so Push allocates nothing per workload.
+// ticket carries a pushed workload's token to its done and its outcome back. A stream
+// never has more tickets than its window and reuses them. A ticket is in exactly one
+// place: the free list, a workload in the scheduler, or the answered stack.
 type ticket struct {
 	st    *localStream
 	token uint64
+	o     Outcome
+	next  *ticket       // the next ticket in the free list or the answered stack
 	done  func(Outcome) // t.answer, bound once
 }
 
+// answer is a ticket's done: it records the outcome and pushes the ticket onto the
+// stream's answered stack, waking the delivery goroutine when the stack was empty.
+// Results answered after Close stay on the stack and are never delivered.
 func (t *ticket) answer(o Outcome) {
 	st := t.st
-	st.mu.Lock()
-	if st.closed {
-		st.free = append(st.free, t)
-		st.mu.Unlock()
-		return
-	}
-	st.results = append(st.results, Result{Token: t.token, Outcome: o})
-	first := len(st.results) == 1
-	st.free = append(st.free, t)
-	st.mu.Unlock()
-	if first {
-		select {
-		case st.wake <- struct{}{}:
-		default:
+	t.o = o
+	for {
+		head := st.answered.Load()
+		t.next = head
+		if st.answered.CompareAndSwap(head, t) {
+			if head == nil {
+				select {
+				case st.wake <- struct{}{}:
+				default:
+				}
+			}
+			return
 		}
 	}
 }
@@ -120,7 +132,6 @@ func (t *ticket) answer(o Outcome) {
 // done, stream closed) a prefix of batch may already have been pushed; their results
 // are still delivered while the stream stays open.
 func (st *localStream) Push(ctx context.Context, batch []Pushed) error {
-	var tickets []*ticket
 	for len(batch) > 0 {
 		st.mu.Lock()
 		if st.closed {
@@ -146,35 +157,41 @@ func (st *localStream) Push(ctx context.Context, batch []Pushed) error {
 			}
 		}
 		st.inflight += n
-		tickets = st.takeTickets(tickets[:0], n)
+		next := st.takeTickets(n)
 		st.mu.Unlock()
 
 		// Enqueue may answer on this goroutine (after the scheduler closed), and
-		// answer takes st.mu, so it is called without the lock.
-		for i, t := range tickets {
+		// answer takes st.mu, so it is called without the lock. A ticket's next is
+		// read before its workload is handed over: from then on its done may run, and
+		// reuse next, at any time.
+		st.s.EnqueueBatch(n, func(i int) (*Workload, func(Outcome)) {
+			t := next
+			next, t.next = t.next, nil
 			t.token = batch[i].Token
-			st.s.Enqueue(batch[i].Workload, t.done)
-		}
+			return batch[i].Workload, t.done
+		})
 		batch = batch[n:]
 	}
 	return nil
 }
 
-// takeTickets appends n free tickets to dst, making new ones up to the window. Called with st.mu held.
-func (st *localStream) takeTickets(dst []*ticket, n int) []*ticket {
+// takeTickets returns a chain of n tickets linked by next, taken from the free list
+// and made new up to the window. Called with st.mu held.
+func (st *localStream) takeTickets(n int) *ticket {
+	var first *ticket
 	for range n {
-		if k := len(st.free); k > 0 {
-			dst = append(dst, st.free[k-1])
-			st.free[k-1] = nil
-			st.free = st.free[:k-1]
-			continue
+		t := st.free
+		if t != nil {
+			st.free = t.next
+		} else {
+			t = &ticket{st: st}
+			t.done = t.answer
+			st.tickets++
 		}
-		t := &ticket{st: st}
-		t.done = t.answer
-		st.tickets++
-		dst = append(dst, t)
+		t.next = first
+		first = t
 	}
-	return dst
+	return first
 }
 
 // run is the delivery goroutine: it hands results to deliver in batches and returns
@@ -187,24 +204,34 @@ func (st *localStream) run() {
 		case <-st.closedC:
 			return
 		}
+		head := st.answered.Swap(nil)
+		if head == nil {
+			continue
+		}
+		n := 0
+		for t := head; t != nil; t = t.next {
+			n++
+		}
+		// deliver may keep batch, so each batch is a fresh array.
+		batch := make([]Result, 0, n)
+		last := head
+		for t := head; t != nil; t = t.next {
+			batch = append(batch, Result{Token: t.token, Outcome: t.o})
+			t.o = Outcome{}
+			last = t
+		}
 		st.mu.Lock()
 		if st.closed {
 			st.mu.Unlock()
 			return
 		}
-		batch := st.results
-		// deliver may keep batch, so the next one gets a fresh array, sized like
-		// this batch: the next is likely similar.
-		st.results = make([]Result, 0, max(len(batch), 16))
+		last.next, st.free = st.free, head // the results are copied: the tickets are free
 		st.mu.Unlock()
-		if len(batch) == 0 {
-			continue
-		}
 
 		st.deliver(batch)
 
 		st.mu.Lock()
-		st.inflight -= len(batch)
+		st.inflight -= n
 		if st.waiters {
 			st.waiters = false
 			close(st.room)
@@ -224,7 +251,6 @@ func (st *localStream) Close() error {
 		return nil
 	}
 	st.closed = true
-	st.results = nil
 	st.mu.Unlock()
 	close(st.closedC)
 	<-st.exited

@@ -14,8 +14,10 @@ type entry struct {
 }
 
 // minQueueCap is the smallest ring a queue keeps once it has grown; below it
-// shrinking saves too little to be worth a copy.
-const minQueueCap = 64
+// shrinking saves too little to be worth a copy. It is large enough (32 KiB) that the
+// bursts a source pushes (a poll's batch, hundreds of workloads) fill and drain the
+// ring without resizing it every time.
+const minQueueCap = 1024
 
 // agingEvery: every agingEvery-th pop of a queue takes its oldest entry, whatever its
 // priority. A flood of higher priorities slows a lower one to at least 1/agingEvery of

@@ -34,11 +34,11 @@ func TestRingModel(t *testing.T) {
 	var q ring
 	var model []*Workload
 	next := 0
-	for step := range 60_000 {
-		// Phases that favour pushes then pops make the ring grow to thousands and
-		// shrink back.
+	for step := range 200_000 {
+		// Phases that favour pushes then pops make the ring grow to thousands, past
+		// minQueueCap, and shrink back.
 		pushBias := 0.6
-		if (step/3000)%2 == 1 {
+		if (step/20000)%2 == 1 {
 			pushBias = 0.4
 		}
 		if rng.Float64() < pushBias {
@@ -210,4 +210,29 @@ func BenchmarkQueuePushPop(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestRingShrinksBackAfterBurst: a burst far above minQueueCap grows the ring; once it
+// is drained the ring is back to minQueueCap, and smaller bursts reuse it as it is.
+func TestRingShrinksBackAfterBurst(t *testing.T) {
+	t.Parallel()
+	var q ring
+	for range 20 * minQueueCap {
+		q.Push(entry{w: &Workload{}})
+	}
+	require.GreaterOrEqual(t, len(q.buf), 20*minQueueCap)
+	for q.Len() > 0 {
+		q.Pop()
+	}
+	require.Equal(t, minQueueCap, len(q.buf))
+	buf := &q.buf[0]
+	for range 10 {
+		for range minQueueCap / 2 {
+			q.Push(entry{w: &Workload{}})
+		}
+		for q.Len() > 0 {
+			q.Pop()
+		}
+	}
+	require.Same(t, buf, &q.buf[0], "bursts within minQueueCap must not resize the ring")
 }

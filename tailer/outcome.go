@@ -13,21 +13,39 @@ import (
 	"github.com/kasync/kasync/scheduler"
 )
 
+// deliverChunk is how many results deliver takes from the token table under one hold
+// of t.mu; their entries fit in a buffer on deliver's stack.
+const deliverChunk = 64
+
 // deliver receives results from the scheduler stream. It never blocks on I/O: successes
-// complete at once, failures go to the outbox or the retry queue.
+// complete at once, failures go to the outbox or the retry queue. It allocates
+// nothing: successes are completed together (see completer).
 func (t *Tailer) deliver(results []scheduler.Result) {
-	entries := make([]*entry, len(results))
-	t.mu.Lock()
-	for i, r := range results {
-		entries[i] = t.tokens[r.Token]
-		delete(t.tokens, r.Token)
-	}
-	t.mu.Unlock()
-	for i, e := range entries {
-		if e != nil { // nil: a duplicate result; the first one counted
-			t.handle(e, results[i].Outcome)
+	var buf [deliverChunk]*entry
+	c := completer{t: t}
+	for len(results) > 0 {
+		chunk := results[:min(len(results), deliverChunk)]
+		results = results[len(chunk):]
+		t.mu.Lock()
+		for i, r := range chunk {
+			buf[i] = t.tokens.take(r.Token)
+		}
+		t.mu.Unlock()
+		for i, e := range buf[:len(chunk)] {
+			buf[i] = nil
+			switch {
+			case e == nil: // a duplicate result; the first one counted
+			case chunk[i].Outcome.Kind == scheduler.OutcomeSuccess:
+				t.observe(e.w.Function, false)
+				c.succeeded++
+				c.complete(e)
+			default:
+				c.unlock() // handle takes partition locks of its own
+				t.handle(e, chunk[i].Outcome)
+			}
 		}
 	}
+	c.finish()
 }
 
 // handle decides what becomes of an attempt's outcome. A success completes the record;
@@ -39,8 +57,9 @@ func (t *Tailer) handle(e *entry, o scheduler.Outcome) {
 	switch o.Kind {
 	case scheduler.OutcomeSuccess:
 		t.observe(e.w.Function, false)
-		t.stats.succeeded.Add(1)
-		t.complete(e)
+		c := completer{t: t, succeeded: 1}
+		c.complete(e)
+		c.finish()
 		return
 	case scheduler.OutcomeFatal:
 		// The record's fault, not the function's: the storm guard does not count it.
@@ -48,13 +67,14 @@ func (t *Tailer) handle(e *entry, o scheduler.Outcome) {
 		storm = t.observe(e.w.Function, true)
 	}
 	now := time.Now()
-	if e.firstFailure.IsZero() {
-		e.firstFailure = now
+	x := e.detour()
+	if x.firstFailure.IsZero() {
+		x.firstFailure = now
 	}
-	e.last = o
-	step := t.cfg.Reader.Failed(&Failure{Record: e.rec, Workload: &e.w, Outcome: o, FirstFailure: e.firstFailure, Storm: storm})
+	x.last = o
+	step := t.cfg.Reader.Failed(&Failure{Record: e.rec, Workload: &e.w, Outcome: o, FirstFailure: x.firstFailure, Storm: storm})
 	if step.Action == ActionProduce && step.Record != nil {
-		e.out, e.to, e.reason = step.Record, step.To, step.Reason
+		x.out, x.to, x.reason = step.Record, step.To, step.Reason
 		t.outbox.add(e)
 		return
 	}
@@ -64,15 +84,15 @@ func (t *Tailer) handle(e *entry, o scheduler.Outcome) {
 			"id", e.w.ID, "action", step.Action)
 	}
 	ordered := step.Action == ActionRetry && !step.Until.IsZero()
-	e.inPlace++
+	x.inPlace++
 	if ordered {
 		// The next attempt, at its time; only the record's key waits for it.
 		if step.Workload.Attempt >= 1 {
 			e.w = step.Workload
 		}
-		e.due = step.Until
+		x.due = step.Until
 	} else {
-		e.due = now.Add(t.cfg.stormRetry(e.inPlace, rand.Float64()))
+		x.due = now.Add(t.cfg.stormRetry(x.inPlace, rand.Float64()))
 	}
 	p := e.part
 	p.mu.Lock()
@@ -105,38 +125,89 @@ func (t *Tailer) stormOver(function string) bool {
 // complete marks e's record done in its partition's window, unless the partition was
 // fenced in the meantime: then the result is dropped and changes nothing.
 func (t *Tailer) complete(e *entry) {
+	c := completer{t: t}
+	c.complete(e)
+	c.finish()
+}
+
+// completer completes entries: it holds a partition's lock across consecutive entries
+// of that partition, and settles the tailer's counters and wake-ups once, in finish,
+// rather than once per record. Results of a push come back mostly grouped by
+// partition, as they were read. A completer is used by one goroutine and must be
+// finished.
+type completer struct {
+	t *Tailer
+	p *partition // locked by the completer; nil when none is
+
+	pDone     bool  // an entry of p was completed while it is locked
+	succeeded int64 // successes to count (set by the caller)
+	done      int64 // records completed (left the window)
+	fenced    int64 // results dropped for fenced partitions
+	idle      bool  // a revoking partition ran out of work in flight
+}
+
+// complete is Tailer.complete within the completer's batch.
+func (c *completer) complete(e *entry) {
+	t := c.t
 	p := e.part
-	p.mu.Lock()
+	if p != c.p {
+		c.unlock()
+		p.mu.Lock()
+		c.p = p
+	}
 	if p.fenced || p.win == nil || !p.win.Done(e.offset) {
-		fenced := p.fenced
-		if !fenced {
+		if p.fenced {
+			c.fenced++
+		} else {
 			t.releaseKeyLocked(p, e) // never leave a key busy for ever
-		}
-		p.mu.Unlock()
-		if fenced {
-			t.stats.fenced.Add(1)
 		}
 		return
 	}
 	t.releaseKeyLocked(p, e)
 	p.dirty = true
-	inFlight := p.win.InFlight()
-	if p.pause&pauseFull != 0 && inFlight < t.cfg.PartitionMaxInFlight {
+	c.pDone = true
+	c.done++
+	if p.pause&pauseFull != 0 && p.win.InFlight() < t.cfg.PartitionMaxInFlight {
 		t.setPauseLocked(p, pauseFull, false)
 	}
 	if p.pause&pauseStorm != 0 && t.stormOver(e.function(t.cfg.Function)) {
 		t.setPauseLocked(p, pauseStorm, false)
 	}
-	idle := p.revoking.Load() && inFlight == p.parked
-	p.mu.Unlock()
+}
 
-	if t.inFlight.Add(-1) < int64(t.cfg.MaxInFlight) {
+// unlock releases the partition the completer holds, if any.
+func (c *completer) unlock() {
+	p := c.p
+	if p == nil {
+		return
+	}
+	if c.pDone && p.revoking.Load() && p.win.InFlight() == p.parked {
+		c.idle = true
+	}
+	p.mu.Unlock()
+	c.p, c.pDone = nil, false
+}
+
+// finish unlocks and applies the counts: in-flight room, idle revocations, commits.
+func (c *completer) finish() {
+	c.unlock()
+	t := c.t
+	if c.succeeded > 0 {
+		t.stats.succeeded.Add(c.succeeded)
+	}
+	if c.fenced > 0 {
+		t.stats.fenced.Add(c.fenced)
+	}
+	if c.done == 0 {
+		return
+	}
+	if t.inFlight.Add(-c.done) < int64(t.cfg.MaxInFlight) {
 		notify(t.room)
 	}
-	if idle {
+	if c.idle {
 		t.idle.Broadcast()
 	}
-	if t.sinceCommit.Add(1) >= int64(t.cfg.CommitCount) {
+	if t.sinceCommit.Add(c.done) >= int64(t.cfg.CommitCount) {
 		notify(t.commitNow)
 	}
 }
@@ -180,19 +251,19 @@ func (q *retryQueue) add(e *entry) {
 func (q *retryQueue) due(now time.Time, out []*entry) ([]*entry, time.Duration) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for len(q.h) > 0 && !q.h[0].due.After(now) {
+	for len(q.h) > 0 && !q.h[0].x.due.After(now) {
 		out = append(out, heap.Pop(&q.h).(*entry))
 	}
 	if len(q.h) == 0 {
 		return out, time.Hour
 	}
-	return out, q.h[0].due.Sub(now)
+	return out, q.h[0].x.due.Sub(now)
 }
 
 type entryHeap []*entry
 
 func (h entryHeap) Len() int           { return len(h) }
-func (h entryHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h entryHeap) Less(i, j int) bool { return h[i].x.due.Before(h[j].x.due) }
 func (h entryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
 func (h *entryHeap) Push(x any)        { *h = append(*h, x.(*entry)) }
 func (h *entryHeap) Pop() any {
@@ -272,7 +343,7 @@ func (t *Tailer) outboxLoop(ctx context.Context) {
 		}
 		out := make([]*kgo.Record, len(pending))
 		for i, e := range pending {
-			out[i] = e.out
+			out[i] = e.x.out
 		}
 		errs := t.cfg.Producer.Produce(ctx, out)
 		failed := pending[:0]
@@ -306,7 +377,7 @@ func (t *Tailer) outboxLoop(ctx context.Context) {
 
 // produced counts and logs a durable record.
 func (t *Tailer) produced(e *entry) {
-	switch e.to {
+	switch e.x.to {
 	case ToRung:
 		t.stats.delayed.Add(1)
 	case ToNextRung:
@@ -314,6 +385,6 @@ func (t *Tailer) produced(e *entry) {
 	case ToDeadLetter:
 		t.stats.deadLettered.Add(1)
 		t.log.Warn("record dead-lettered", "id", e.w.ID, "partition", e.part.key.Partition, "offset", e.offset,
-			"reason", e.reason, "attempt", e.w.Attempt, "err", e.last.Err)
+			"reason", e.x.reason, "attempt", e.w.Attempt, "err", e.x.last.Err)
 	}
 }

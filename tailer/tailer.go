@@ -26,11 +26,10 @@ type Tailer struct {
 	cl     *kgo.Client
 	stream scheduler.Stream
 
-	mu        sync.Mutex
-	parts     map[int32]*partition // owned partitions (the topic is fixed)
-	tokens    map[uint64]*entry    // pushed workloads awaiting a result
-	nextToken uint64
-	scratch   []*entry // the poll loop's entries being registered
+	mu      sync.Mutex
+	parts   map[int32]*partition // owned partitions (the topic is fixed)
+	tokens  tokenTable           // pushed workloads awaiting a result
+	scratch []*entry             // the poll loop's entries being registered
 
 	inFlight atomic.Int64  // records read and not done, over owned partitions
 	room     chan struct{} // cap 1: in-flight fell below MaxInFlight
@@ -48,12 +47,25 @@ type Tailer struct {
 	errLog rateLimitedLog
 }
 
-// entry is one record in flight: from its read until its outcome is durable.
+// entry is one record in flight: from its read until its outcome is durable. It is
+// allocated once per record, so it keeps only what every record needs; what a failed
+// or produced record needs more is in its detour.
 type entry struct {
-	w            scheduler.Workload
-	part         *partition
-	offset       int64
-	rec          *kgo.Record
+	w      scheduler.Workload
+	part   *partition
+	offset int64
+	rec    *kgo.Record
+
+	// key orders the entry when keyed (OrderKey, OrderPartition): while it is active
+	// its key is busy, and the partition's later records of the key wait for it.
+	key   string
+	keyed bool
+
+	x *detour // nil until the record fails or is to be produced
+}
+
+// detour is the state of an entry whose record did not simply run and succeed.
+type detour struct {
 	firstFailure time.Time
 	last         scheduler.Outcome // the last failed attempt's outcome, for logs
 
@@ -63,11 +75,14 @@ type entry struct {
 	out    *kgo.Record // ActionProduce: the record to make durable
 	to     Destination
 	reason string
+}
 
-	// key orders the entry when keyed (OrderKey, OrderPartition): while it is active
-	// its key is busy, and the partition's later records of the key wait for it.
-	key   string
-	keyed bool
+// detour returns e's detour, making it on first use.
+func (e *entry) detour() *detour {
+	if e.x == nil {
+		e.x = &detour{}
+	}
+	return e.x
 }
 
 // New checks cfg and returns a tailer ready to Run.
@@ -80,7 +95,6 @@ func New(cfg Config) (*Tailer, error) {
 		cfg:       cfg,
 		log:       cfg.Logger.With("tailer", cfg.Name, "topic", cfg.Topic),
 		parts:     make(map[int32]*partition),
-		tokens:    make(map[uint64]*entry),
 		room:      make(chan struct{}, 1),
 		commitNow: make(chan struct{}, 1),
 		retries:   retryQueue{wake: make(chan struct{}, 1)},
@@ -262,7 +276,6 @@ func (t *Tailer) accept(fp kgo.FetchTopicPartition, batch []scheduler.Pushed) []
 			continue
 		}
 		added++
-		t.stats.read.Add(1)
 		if len(p.held) > 0 { // behind a held record: wait with it, in order
 			p.held = append(p.held, rec)
 			p.parked++
@@ -278,6 +291,7 @@ func (t *Tailer) accept(fp kgo.FetchTopicPartition, batch []scheduler.Pushed) []
 	p.mu.Unlock()
 
 	t.inFlight.Add(int64(added))
+	t.stats.read.Add(int64(added))
 	batch = t.register(t.scratch, batch)
 	clear(t.scratch)
 	t.scratch = t.scratch[:0]
@@ -290,12 +304,15 @@ func (t *Tailer) accept(fp kgo.FetchTopicPartition, batch []scheduler.Pushed) []
 func (t *Tailer) stepLocked(p *partition, rec *kgo.Record, step Step, run []*entry) []*entry {
 	switch step.Action {
 	case ActionRun:
-		e := &entry{part: p, offset: rec.Offset, rec: rec, w: step.Workload, firstFailure: step.FirstFailure}
+		e := &entry{part: p, offset: rec.Offset, rec: rec, w: step.Workload}
+		if !step.FirstFailure.IsZero() {
+			e.detour().firstFailure = step.FirstFailure
+		}
 		if t.admitLocked(p, e) {
 			run = append(run, e)
 		}
 	case ActionProduce:
-		t.outbox.add(&entry{part: p, offset: rec.Offset, rec: rec, out: step.Record, to: step.To, reason: step.Reason})
+		t.outbox.add(&entry{part: p, offset: rec.Offset, rec: rec, x: &detour{out: step.Record, to: step.To, reason: step.Reason}})
 	default:
 		until := step.Until
 		if step.Action != ActionWait || until.IsZero() {
@@ -324,9 +341,7 @@ func (t *Tailer) register(entries []*entry, batch []scheduler.Pushed) []schedule
 	}
 	t.mu.Lock()
 	for _, e := range entries {
-		t.nextToken++
-		t.tokens[t.nextToken] = e
-		batch = append(batch, scheduler.Pushed{Token: t.nextToken, Workload: &e.w})
+		batch = append(batch, scheduler.Pushed{Token: t.tokens.put(e), Workload: &e.w})
 	}
 	t.mu.Unlock()
 	return batch

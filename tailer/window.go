@@ -16,9 +16,14 @@ import (
 //
 // Internally a ring of (offset, done) in read order; done entries at the head are dropped
 // at once, so the ring holds exactly the records from the watermark up to the last read.
+// Its size is a power of two, so ring positions are masked, not divided; and as offsets
+// are mostly contiguous, Done finds an offset at its distance from the head in one
+// probe, falling back to a binary search where gaps moved it. It allocates only when
+// it grows.
 type window struct {
 	offsets []int64
 	done    []bool
+	mask    int   // len(offsets)-1
 	head    int   // ring index of the oldest entry
 	n       int   // entries in the ring
 	pending int   // entries not done
@@ -37,7 +42,7 @@ func (w *window) Add(off int64) error {
 	if w.n == len(w.offsets) {
 		w.grow()
 	}
-	i := (w.head + w.n) % len(w.offsets)
+	i := (w.head + w.n) & w.mask
 	w.offsets[i] = off
 	w.done[i] = false
 	w.n++
@@ -65,7 +70,7 @@ func (w *window) Done(off int64) bool {
 	w.done[i] = true
 	w.pending--
 	for w.n > 0 && w.done[w.head] {
-		w.head = (w.head + 1) % len(w.offsets)
+		w.head = (w.head + 1) & w.mask
 		w.n--
 	}
 	return true
@@ -88,19 +93,30 @@ func (w *window) Next() int64 { return w.next }
 // DoneAbove adds to s every done offset above the watermark.
 func (w *window) DoneAbove(s *checkpoint.RangeSet) {
 	for k := 0; k < w.n; k++ {
-		i := (w.head + k) % len(w.offsets)
+		i := (w.head + k) & w.mask
 		if w.done[i] {
 			s.Add(w.offsets[i])
 		}
 	}
 }
 
-// find returns the ring index holding off, by binary search over the ring in read order.
+// find returns the ring index holding off. Without gaps between the head and off, off
+// is at its distance from the head; otherwise it is found by binary search over the
+// ring in read order.
 func (w *window) find(off int64) (int, bool) {
+	if w.n == 0 {
+		return 0, false
+	}
+	first := w.offsets[w.head]
+	if d := off - first; d >= 0 && d < int64(w.n) {
+		if i := (w.head + int(d)) & w.mask; w.offsets[i] == off {
+			return i, true
+		}
+	}
 	lo, hi := 0, w.n
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
-		if w.offsets[(w.head+mid)%len(w.offsets)] < off {
+		if w.offsets[(w.head+mid)&w.mask] < off {
 			lo = mid + 1
 		} else {
 			hi = mid
@@ -109,7 +125,7 @@ func (w *window) find(off int64) (int, bool) {
 	if lo == w.n {
 		return 0, false
 	}
-	i := (w.head + lo) % len(w.offsets)
+	i := (w.head + lo) & w.mask
 	return i, w.offsets[i] == off
 }
 
@@ -121,9 +137,9 @@ func (w *window) grow() {
 	offsets := make([]int64, size)
 	done := make([]bool, size)
 	for k := 0; k < w.n; k++ {
-		i := (w.head + k) % len(w.offsets)
+		i := (w.head + k) & w.mask
 		offsets[k] = w.offsets[i]
 		done[k] = w.done[i]
 	}
-	w.offsets, w.done, w.head = offsets, done, 0
+	w.offsets, w.done, w.head, w.mask = offsets, done, 0, size-1
 }

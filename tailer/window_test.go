@@ -49,9 +49,31 @@ func TestWindowGapsAndSkips(t *testing.T) {
 }
 
 // TestWindowModel checks the window against a simple model over random histories:
-// random gaps, random completion order, duplicate completions, ring growth.
+// random gaps, random completion order, duplicate completions, ring growth. The
+// histories with rare gaps exercise Done's one-probe lookup of contiguous offsets and
+// its fallback when a gap moved an offset.
 func TestWindowModel(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		gap  func(r *rand.Rand) int64
+	}{
+		{"gaps", func(r *rand.Rand) int64 { return int64(r.IntN(3)) }},
+		{"rare gaps", func(r *rand.Rand) int64 {
+			if r.IntN(500) == 0 {
+				return 1 + int64(r.IntN(50))
+			}
+			return 0
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			testWindowModel(t, tc.gap)
+		})
+	}
+}
+
+func testWindowModel(t *testing.T, gap func(r *rand.Rand) int64) {
 	ops := 1_000_000
 	if testing.Short() {
 		ops = 100_000
@@ -65,7 +87,7 @@ func TestWindowModel(t *testing.T) {
 	for i := 0; i < ops; i++ {
 		switch {
 		case r.IntN(2) == 0 && len(open) < 5000:
-			next += 1 + int64(r.IntN(3))
+			next += 1 + gap(r)
 			require.NoError(t, w.Add(next))
 			added = append(added, next)
 			open = append(open, next)

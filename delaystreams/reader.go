@@ -223,10 +223,11 @@ func (r *Router) step(f *Failure) tailer.Step {
 	return s
 }
 
-// originID is "<topic>/<partition>/<offset>", built in one allocation.
+// originID is "<topic>/<partition>/<offset>", built in one allocation (the string):
+// the bytes are assembled on the stack unless the topic is very long.
 func originID(topic string, partition int32, offset int64) string {
-	b := make([]byte, 0, len(topic)+24)
-	b = append(b, topic...)
+	var buf [128]byte
+	b := append(buf[:0], topic...)
 	b = append(b, '/')
 	b = strconv.AppendInt(b, int64(partition), 10)
 	b = append(b, '/')

@@ -2,6 +2,7 @@ package delaystreams
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,4 +113,18 @@ func TestOrderedSourceReaderRetriesInPlace(t *testing.T) {
 		FirstFailure: testNow, Storm: true})
 	require.Equal(t, tailer.ActionRetry, storm.Action)
 	require.True(t, storm.Until.IsZero(), "a storm retry keeps the tailer's own backoff and pauses the partition")
+}
+
+// TestSourceReaderNextAllocatesOnce: reading a source record costs one allocation, its
+// workload ID; the ID is right for short and for very long topic names.
+func TestSourceReaderNextAllocatesOnce(t *testing.T) {
+	rt := testRouter(t, nil, 0)
+	src, err := NewSourceReader(rt, "charge", 0)
+	require.NoError(t, err)
+	rec := &kgo.Record{Topic: "orders", Partition: 11, Offset: 123456789, Value: []byte("v"), Timestamp: testNow}
+	require.Equal(t, "orders/11/123456789", src.Next(rec, testNow).Workload.ID)
+	allocs := testing.AllocsPerRun(100, func() { src.Next(rec, testNow) })
+	require.LessOrEqual(t, allocs, 1.0)
+	long := strings.Repeat("t", 240)
+	require.Equal(t, long+"/0/-1", originID(long, 0, -1))
 }

@@ -281,12 +281,45 @@ func (h *harness) close() {
 		p.stop(10 * time.Second)
 	}
 	if h.prod != nil {
+		if h.broker == nil {
+			h.deleteTopics()
+		}
 		h.prod.Close()
 	}
 	if err := os.RemoveAll(h.dir); err != nil {
 		h.log.Warn("removing the scratch directory", "dir", h.dir, "err", err)
 	}
 	h.bar.close()
+}
+
+// deleteTopics deletes the topics of this run (the harness's and its nodes' rung and
+// dead-letter topics) from a cluster named with --brokers; the embedded broker goes away
+// with them.
+func (h *harness) deleteTopics() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	listed, err := h.adm.ListTopics(ctx)
+	if err != nil {
+		h.log.Warn("bench: could not list topics to delete this run's", "err", err)
+		return
+	}
+	prefix := "kasync-bench-" + h.runID + "-"
+	var ours []string
+	for _, name := range listed.Names() {
+		if strings.HasPrefix(name, prefix) {
+			ours = append(ours, name)
+		}
+	}
+	if len(ours) == 0 {
+		return
+	}
+	res, err := h.adm.DeleteTopics(ctx, ours...)
+	if err == nil {
+		err = res.Error()
+	}
+	if err != nil {
+		h.log.Warn("bench: could not delete this run's topics; delete them by hand", "prefix", prefix, "err", err)
+	}
 }
 
 func (h *harness) track(p *proc) *proc {

@@ -49,8 +49,12 @@ func WriteTable(w io.Writer, r *Report) error {
 		if len(row.Rates) > 1 {
 			spread = formatCount(slices.Min(row.Rates)) + "–" + formatCount(slices.Max(row.Rates))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%.2f\t%s\t%s\n", row.Mode, formatCount(row.Rate), spread, row.CPUPerMillion,
-			row.BrokerCPUPerMillion, formatBytes(row.PeakRSS), lat)
+		brokerCPU := "-" // a cluster named with --brokers: not ours to measure
+		if row.BrokerCPUPerMillion > 0 {
+			brokerCPU = fmt.Sprintf("%.2f", row.BrokerCPUPerMillion)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%s\t%s\t%s\n", row.Mode, formatCount(row.Rate), spread, row.CPUPerMillion,
+			brokerCPU, formatBytes(row.PeakRSS), lat)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

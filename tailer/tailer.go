@@ -133,6 +133,7 @@ func (t *Tailer) Run(ctx context.Context) error {
 		kgo.DisableAutoCommit(),
 		kgo.ConsumeResetOffset(start),
 		kgo.FetchMaxWait(t.cfg.MaxWait),
+		kgo.FetchMaxBytes(t.cfg.FetchMaxBytes),
 		kgo.OnPartitionsAssigned(t.assigned),
 		kgo.AdjustFetchOffsetsFn(t.adjustOffsets),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {

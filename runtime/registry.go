@@ -181,29 +181,35 @@ func cancelled(ctx context.Context, t *Task) scheduler.Outcome {
 		fmt.Sprintf("attempt %d of %q cancelled: %v", t.Attempt, t.ID, context.Cause(ctx)))
 }
 
-// invoke runs the function on its own goroutine and sends its outcome. A panic, or
-// a function that ends its goroutine with runtime.Goexit, is a retriable outcome
-// rather than a lost one.
+// invoke runs the function on its own goroutine and sends its outcome.
 func (a *attempt) invoke(t *Task) {
-	returned := false
 	var o scheduler.Outcome
+	defer func() { a.result <- o }() // also after a runtime.Goexit
+	a.r.call(a.ctx, a.f, t, &o)
+}
+
+// call runs f on the calling goroutine and sets *o to what it returned, classified. A
+// panic, or a function that ends its goroutine with runtime.Goexit, is a retriable
+// outcome rather than a lost one: after a Goexit the caller does not go on, but its
+// deferred calls find the outcome in *o.
+func (r *Registry) call(ctx context.Context, f Func, t *Task, o *scheduler.Outcome) {
+	returned := false
 	defer func() {
 		if v := recover(); v != nil {
-			a.r.log().Error("runtime: function panicked; the attempt counts as retriable",
+			r.log().Error("runtime: function panicked; the attempt counts as retriable",
 				"function", t.Function, "task", t.ID, "attempt", t.Attempt, "panic", v, "stack", string(debug.Stack()))
-			o = scheduler.Retriable(scheduler.ReasonPanic, fmt.Sprintf("panic: %v", v))
+			*o = scheduler.Retriable(scheduler.ReasonPanic, fmt.Sprintf("panic: %v", v))
 		} else if !returned {
-			o = scheduler.Retriable(scheduler.ReasonPanic, "the function exited its goroutine without returning (runtime.Goexit)")
+			*o = scheduler.Retriable(scheduler.ReasonPanic, "the function exited its goroutine without returning (runtime.Goexit)")
 		}
-		a.result <- o
 	}()
-	err := a.f(a.ctx, t)
+	err := f(ctx, t)
 	returned = true
-	o = Classify(err)
+	*o = Classify(err)
 	// A function that gives up because its attempt was cancelled (not timed out)
 	// reports the scheduler's or worker's shutdown, not an error of its own.
 	if o.Kind == scheduler.OutcomeRetriable && o.Reason == scheduler.ReasonError &&
-		errors.Is(err, context.Canceled) && a.ctx.Err() != nil {
+		errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		o.Reason = scheduler.ReasonShutdown
 	}
 }

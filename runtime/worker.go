@@ -139,8 +139,12 @@ func (c WorkerConfig) validate() error {
 // It keeps these invariants (proved by worker_test.go):
 //
 //  1. Flow control by free capacity: at most Capacity tasks run at once. The hello
-//     offers Capacity minus the slots still held by tasks of an earlier stream, and one
-//     WorkCredit is sent per finished task, after its TaskResult.
+//     offers Capacity minus the slots still held by tasks of an earlier stream, and each
+//     finished task's slot is credited after its TaskResult. One sender goroutine per
+//     stream sends what has finished when it is free: a TaskResultBatch (results, then
+//     their credit) to a scheduler whose welcome offered it, else TaskResult messages
+//     and then one WorkCredit. It never waits for more. The worker takes TaskBatch
+//     messages (task_batches in its hello). (TestWorkerSpeaksOneByOneToAnOldScheduler)
 //  2. Every task gets exactly one TaskResult on the stream that delivered it, unless that
 //     stream breaks first; then the scheduler has taken it as lost (it re-dispatches
 //     the same attempt to a live worker), and the worker cancels its context (its work

@@ -23,21 +23,36 @@ import (
 // half-closed it at the end of a drain.
 const closeGrace = 5 * time.Second
 
-// session is one Work stream. Sends are serialized by sendMu; once the stream is
-// half-closed or broken (dead), sends are skipped.
+// session is one Work stream. Results and credit are queued by finishing tasks and sent
+// by the session's sender goroutine (sendLoop), several per message when the scheduler
+// takes batches. Every send holds sendMu; once the stream is half-closed or broken
+// (dead), sends are skipped.
 type session struct {
-	w      *Worker
-	stream grpc.BidiStreamingClient[kasyncv1.WorkRequest, kasyncv1.WorkResponse]
+	w       *Worker
+	stream  grpc.BidiStreamingClient[kasyncv1.WorkRequest, kasyncv1.WorkResponse]
+	batches bool // the scheduler takes TaskResultBatch (its welcome said so); set before any send
 
 	sendMu sync.Mutex
-	dead   bool // guarded by sendMu
+	dead   bool            // guarded by sendMu
+	spare  []pendingResult // guarded by sendMu: the queue's other buffer
 
 	beatEvery time.Duration // the heartbeat interval: Heartbeat, or less if the scheduler asks
 
 	mu       sync.Mutex
-	tasks    map[uint64]context.CancelFunc
+	tasks    map[uint64]*workerTask
 	draining bool
 	changed  chan struct{} // buffered 1: a task ended
+
+	qmu     sync.Mutex
+	queued  []pendingResult // results not yet sent, in the order the tasks ended
+	credit  uint32          // slots freed and not yet credited
+	qnotify chan struct{}   // buffered 1: something was queued
+}
+
+// pendingResult is a task's outcome waiting for the sender.
+type pendingResult struct {
+	id uint64
+	o  scheduler.Outcome
 }
 
 // serve runs one session against addr until the stream breaks or ctx is done (then it
@@ -57,7 +72,8 @@ func (w *Worker) serve(ctx context.Context, addr string) (welcomed bool, err err
 	if err != nil {
 		return false, fmt.Errorf("runtime: worker: open stream to %s: %w", addr, err)
 	}
-	s := &session{w: w, stream: stream, tasks: make(map[uint64]context.CancelFunc), changed: make(chan struct{}, 1)}
+	s := &session{w: w, stream: stream, tasks: make(map[uint64]*workerTask),
+		changed: make(chan struct{}, 1), qnotify: make(chan struct{}, 1)}
 	if err := s.hello(); err != nil {
 		if _, rerr := stream.Recv(); rerr != nil {
 			err = rerr // the stream's status says why the send failed
@@ -71,13 +87,14 @@ func (w *Worker) serve(ctx context.Context, addr string) (welcomed bool, err err
 	if msg.GetWelcome() == nil {
 		return false, fmt.Errorf("runtime: worker: scheduler %s answered the hello with %T, not a welcome", addr, msg.GetMsg())
 	}
+	s.batches = msg.GetWelcome().GetResultBatches()
 	if !stopAbort() {
 		return true, ctx.Err() // ctx ended during the hello; nothing ran yet
 	}
 	var schedTimeout time.Duration
 	s.beatEvery, schedTimeout = w.heartbeatInterval(stream)
 	w.log.Info("connected to scheduler", "addr", addr, "functions", w.cfg.Registry.Names(), "capacity", w.cfg.Capacity,
-		"heartbeat", s.beatEvery, "heartbeat_timeout", schedTimeout)
+		"heartbeat", s.beatEvery, "heartbeat_timeout", schedTimeout, "result_batches", s.batches)
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -85,6 +102,7 @@ func (w *Worker) serve(ctx context.Context, addr string) (welcomed bool, err err
 	recvErr := make(chan error, 1)
 	wg.Go(func() { recvErr <- s.receive() })
 	wg.Go(func() { s.heartbeats(sctx) })
+	wg.Go(func() { s.sendLoop(sctx) })
 
 	select {
 	case err := <-recvErr:
@@ -110,10 +128,11 @@ func (s *session) hello() error {
 	w.cur = s
 	w.mu.Unlock()
 	return s.stream.Send(&kasyncv1.WorkRequest{Msg: &kasyncv1.WorkRequest_Hello{Hello: &kasyncv1.WorkerHello{
-		WorkerId:  w.cfg.WorkerID,
-		Functions: w.cfg.Registry.Names(),
-		Capacity:  uint32(w.cfg.Capacity),
-		Busy:      uint32(busy),
+		WorkerId:    w.cfg.WorkerID,
+		Functions:   w.cfg.Registry.Names(),
+		Capacity:    uint32(w.cfg.Capacity),
+		Busy:        uint32(busy),
+		TaskBatches: true,
 	}}})
 }
 
@@ -155,6 +174,7 @@ func (w *Worker) helloError(addr string, err error) error {
 
 // receive handles the scheduler's messages until the stream ends.
 func (s *session) receive() error {
+	var one [1]*kasyncv1.Task
 	for {
 		msg, err := s.stream.Recv()
 		if err != nil {
@@ -162,78 +182,52 @@ func (s *session) receive() error {
 		}
 		switch m := msg.GetMsg().(type) {
 		case *kasyncv1.WorkResponse_Task:
-			s.start(m.Task)
+			one[0] = m.Task
+			s.start(one[:])
+			one[0] = nil
+		case *kasyncv1.WorkResponse_Tasks:
+			s.start(m.Tasks.GetTasks())
 		case *kasyncv1.WorkResponse_Cancel:
 			s.mu.Lock()
-			if cancel, ok := s.tasks[m.Cancel.GetTaskId()]; ok {
-				cancel()
-			}
+			wt := s.tasks[m.Cancel.GetTaskId()]
 			s.mu.Unlock()
+			if wt != nil {
+				wt.abort()
+			}
 		default:
 			s.w.log.Warn("ignoring unexpected message from the scheduler", "type", fmt.Sprintf("%T", m))
 		}
 	}
 }
 
-// start runs one task on its own goroutine; a task that arrives while draining is
-// answered at once as retriable, so another worker can take it.
-func (s *session) start(pt *kasyncv1.Task) {
-	id := pt.GetTaskId()
-	s.mu.Lock()
-	if s.draining {
-		s.mu.Unlock()
-		s.send(resultMsg(id, scheduler.Retriable(scheduler.ReasonShutdown, "the worker is shutting down")))
-		return
-	}
-	// Not derived from Run's ctx: a drain lets running tasks finish.
-	ctx, cancel := context.WithCancel(context.Background())
-	s.tasks[id] = cancel
-	s.mu.Unlock()
-
-	w := s.w
-	w.mu.Lock()
-	w.running++
-	w.mu.Unlock()
-	w.tasks.Go(func() {
-		defer cancel()
-		wl := rpc.TaskWorkload(pt)
-		t := &Task{ID: wl.ID, Function: wl.Function, Key: wl.Key, Payload: wl.Payload, Headers: wl.Headers, Attempt: wl.Attempt}
-		t.heartbeatFunc = func(context.Context) error { return s.heartbeat([]uint64{id}) }
-		o := w.cfg.Registry.RunTask(ctx, t, rpc.TaskTimeout(pt))
-		s.finish(id, o)
-	})
-}
-
-// finish sends a task's result and frees its slot.
+// finish queues a task's result and frees its slot; the sender goroutine sends them.
 func (s *session) finish(id uint64, o scheduler.Outcome) {
-	// Send the result before forgetting the task: a draining session half-closes its
-	// stream as soon as it has no tasks, and a result sent after that is lost (the
-	// scheduler would report the task's worker as lost although it succeeded).
+	// Queue the result before forgetting the task: a draining session sends what is
+	// queued and half-closes its stream as soon as it has no tasks, and a result queued
+	// after that is lost (the scheduler would report the task's worker as lost although
+	// it succeeded). The slot is credited to the newest session, with the result when
+	// that is this one.
 	cur := s.w.taskDone()
-	if cur == s {
-		s.send(resultMsg(id, o))
-	}
 	s.mu.Lock()
-	delete(s.tasks, id)
 	draining := s.draining
+	if cur == s {
+		s.queue(&pendingResult{id: id, o: o}, !draining)
+	}
+	delete(s.tasks, id)
 	s.mu.Unlock()
 	select {
 	case s.changed <- struct{}{}:
 	default:
 	}
-	if draining || cur == nil {
+	if draining || cur == nil || cur == s {
 		return
 	}
 	cur.mu.Lock()
 	curDraining := cur.draining
 	cur.mu.Unlock()
 	if !curDraining {
-		cur.send(&kasyncv1.WorkRequest{Msg: &kasyncv1.WorkRequest_Credit{Credit: &kasyncv1.WorkCredit{N: 1}}})
+		cur.queue(nil, true)
 	}
-}
-
-func resultMsg(id uint64, o scheduler.Outcome) *kasyncv1.WorkRequest {
-	return &kasyncv1.WorkRequest{Msg: &kasyncv1.WorkRequest_Result{Result: rpc.TaskResultToProto(id, o)}}
 }
 
 // send sends m unless the stream is gone; a failed send is noticed by receive.
@@ -283,10 +277,14 @@ func (s *session) broken() {
 	s.dead = true
 	s.sendMu.Unlock()
 	s.mu.Lock()
-	for _, cancel := range s.tasks {
-		cancel()
+	wts := make([]*workerTask, 0, len(s.tasks))
+	for _, wt := range s.tasks {
+		wts = append(wts, wt)
 	}
 	s.mu.Unlock()
+	for _, wt := range wts {
+		wt.abort() // answering takes s.mu
+	}
 }
 
 // drain stops taking tasks, waits up to DrainTimeout for the running ones to send their
@@ -319,6 +317,7 @@ wait:
 			break wait
 		}
 	}
+	s.flush()  // the results of the tasks that finished
 	s.broken() // cancels what is left; no more sends
 	s.sendMu.Lock()
 	_ = s.stream.CloseSend()

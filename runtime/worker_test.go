@@ -34,7 +34,7 @@ type cluster struct {
 	arrived chan struct{} // buffered 1
 }
 
-func newCluster(t *testing.T, timeout time.Duration, functions ...string) *cluster {
+func newCluster(t testing.TB, timeout time.Duration, functions ...string) *cluster {
 	t.Helper()
 	return newClusterWith(t, clusterOptions{timeout: timeout}, functions...)
 }
@@ -45,7 +45,7 @@ type clusterOptions struct {
 	pool        rpc.PoolOptions
 }
 
-func newClusterWith(t *testing.T, o clusterOptions, functions ...string) *cluster {
+func newClusterWith(t testing.TB, o clusterOptions, functions ...string) *cluster {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(t.Output(), nil))
 	if o.pool.Logger == nil {
@@ -178,7 +178,7 @@ func (k *killableDialer) cut(forGood bool) {
 
 // runWorker starts w.Run. stop cancels it and returns Run's error; done is closed when
 // Run returned, and then result is its error.
-func runWorker(t *testing.T, w *Worker) (stop func() error, done <-chan struct{}, result func() error) {
+func runWorker(t testing.TB, w *Worker) (stop func() error, done <-chan struct{}, result func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	finished := make(chan struct{})
@@ -204,7 +204,7 @@ func runWorker(t *testing.T, w *Worker) (stop func() error, done <-chan struct{}
 	return stop, finished, result
 }
 
-func newTestWorker(t *testing.T, addr string, reg *Registry, mutate ...func(*WorkerConfig)) *Worker {
+func newTestWorker(t testing.TB, addr string, reg *Registry, mutate ...func(*WorkerConfig)) *Worker {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(t.Output(), nil))
 	reg.SetLogger(logger)

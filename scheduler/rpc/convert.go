@@ -120,18 +120,23 @@ func KindFromProto(k kasyncv1.OutcomeKind) (scheduler.OutcomeKind, error) {
 
 // OutcomeToProto converts the outcome of the workload pushed with token.
 func OutcomeToProto(token uint64, o scheduler.Outcome) *kasyncv1.Outcome {
+	po := &kasyncv1.Outcome{}
+	outcomeToProto(po, token, o)
+	return po
+}
+
+// outcomeToProto fills po, a zero Outcome, as OutcomeToProto does.
+func outcomeToProto(po *kasyncv1.Outcome, token uint64, o scheduler.Outcome) {
 	kind := KindToProto(o.Kind)
 	if kind == kasyncv1.OutcomeKind_OUTCOME_KIND_UNSPECIFIED {
 		// An executor bug must not turn into a protocol error for the tailer.
 		kind = kasyncv1.OutcomeKind_OUTCOME_KIND_RETRIABLE
 	}
-	return &kasyncv1.Outcome{
-		Token:        token,
-		Kind:         kind,
-		Reason:       validUTF8(string(o.Reason)),
-		Error:        truncate(o.Err, maxErrorText),
-		RetryAfterMs: o.RetryAfter.Milliseconds(),
-	}
+	po.Token = token
+	po.Kind = kind
+	po.Reason = validUTF8(string(o.Reason))
+	po.Error = truncate(o.Err, maxErrorText)
+	po.RetryAfterMs = o.RetryAfter.Milliseconds()
 }
 
 // OutcomeFromProto converts a wire outcome to a scheduler result.
@@ -150,14 +155,21 @@ func OutcomeFromProto(po *kasyncv1.Outcome) (scheduler.Result, error) {
 
 // TaskResultToProto converts the outcome of task id.
 func TaskResultToProto(id uint64, o scheduler.Outcome) *kasyncv1.TaskResult {
-	po := OutcomeToProto(0, o)
-	return &kasyncv1.TaskResult{
-		TaskId:       id,
-		Kind:         po.Kind,
-		Reason:       po.Reason,
-		Error:        po.Error,
-		RetryAfterMs: po.RetryAfterMs,
-	}
+	r := &kasyncv1.TaskResult{}
+	FillTaskResult(r, id, o)
+	return r
+}
+
+// FillTaskResult fills r, a zero TaskResult, as TaskResultToProto does; a sender that
+// builds a batch allocates its results together.
+func FillTaskResult(r *kasyncv1.TaskResult, id uint64, o scheduler.Outcome) {
+	var po kasyncv1.Outcome
+	outcomeToProto(&po, 0, o)
+	r.TaskId = id
+	r.Kind = po.Kind
+	r.Reason = po.Reason
+	r.Error = po.Error
+	r.RetryAfterMs = po.RetryAfterMs
 }
 
 // TaskResultFromProto converts a worker's task result to an outcome.
@@ -177,22 +189,29 @@ func TaskResultFromProto(r *kasyncv1.TaskResult) (scheduler.Outcome, error) {
 	}, nil
 }
 
-// TaskToProto builds the task sent to a worker for one attempt of w.
+// TaskToProto builds the task sent to a worker for one attempt of w. Byte slices are
+// shared, not copied.
 func TaskToProto(id uint64, w *scheduler.Workload, timeout time.Duration) *kasyncv1.Task {
-	pw := WorkloadToProto(0, w)
-	return &kasyncv1.Task{
-		TaskId:        id,
-		Id:            pw.Id,
-		Function:      pw.Function,
-		Key:           pw.Key,
-		Payload:       pw.Payload,
-		Headers:       pw.Headers,
-		Attempt:       pw.Attempt,
-		Priority:      pw.Priority,
-		CreatedUnixMs: pw.CreatedUnixMs,
-		TimeoutMs:     timeoutMs(timeout),
-		Source:        pw.Source,
+	t := &kasyncv1.Task{}
+	taskToProto(t, id, w, timeout)
+	return t
+}
+
+// taskToProto fills t, a zero Task, as TaskToProto does.
+func taskToProto(t *kasyncv1.Task, id uint64, w *scheduler.Workload, timeout time.Duration) {
+	t.TaskId = id
+	t.Id = validUTF8(w.ID)
+	t.Function = validUTF8(w.Function)
+	t.Key = w.Key
+	t.Payload = w.Payload
+	t.Headers = headersToProto(w.Headers)
+	t.Attempt = clampUint32(w.Attempt)
+	t.Priority = w.Priority
+	if !w.Created.IsZero() {
+		t.CreatedUnixMs = w.Created.UnixMilli()
 	}
+	t.TimeoutMs = timeoutMs(timeout)
+	t.Source = validUTF8(w.Source)
 }
 
 // TaskWorkload is the workload a task carries (the inverse of TaskToProto).

@@ -3,8 +3,8 @@
 // for functions served by SDK workers, and the Client a remote tailer uses.
 //
 // It owns the wire only: admission, queues and limits stay in package scheduler; a
-// Push stream is a thin relay into scheduler.Scheduler.Enqueue, and a Work stream is a
-// worker's membership in a WorkerPool. It imports no Kafka client.
+// Push stream is a thin relay into scheduler.Scheduler.EnqueueBatch, and a Work stream
+// is a worker's membership in a WorkerPool. It imports no Kafka client.
 //
 // Wiring, on a scheduler node:
 //
@@ -38,21 +38,26 @@
 //     most once, and never after Close returns.
 //     (TestClientResendsAfterStreamBreaks, TestClientSurvivesServerRestart)
 //  4. Worker capacity. The WorkerPool sends a worker a task only within the credit the
-//     worker granted (capacity - busy at hello, then WorkCredit); credit that would make
-//     free slots plus held tasks exceed the capacity is a protocol error.
-//     (TestPoolWaiterWakesOnCredit, TestWorkProtocolViolations)
+//     worker granted (capacity - busy at hello, then WorkCredit, or a TaskResultBatch's
+//     credit); credit that would make free slots plus held tasks exceed the capacity is a
+//     protocol error. (TestPoolWaiterWakesOnCredit, TestWorkProtocolViolations,
+//     TestWorkBatchesBothWays)
 //  5. Timeouts start when a task is handed to its worker's stream (CLAIMED), not while
 //     it waits for a worker. On timeout the worker gets CancelTask and the attempt is
 //     retriable with reason "timeout"; the late result is dropped. Each re-dispatch
-//     (9) gets a fresh timeout. (TestPoolTimeoutStartsWhenTaskIsSent,
-//     TestPoolTimeoutCancelsTaskAndDropsLateResult)
+//     (9) gets a fresh timeout. All timeouts of a pool share one timer over a heap of
+//     deadlines; no timer per task. (TestPoolTimeoutStartsWhenTaskIsSent,
+//     TestPoolTimeoutCancelsTaskAndDropsLateResult, TestPoolTimeoutsModel)
 //  6. Worker loss. When a Work stream ends for any reason (break, protocol error,
 //     shutdown), every task the worker held is lost at once (and re-dispatched, 9);
 //     other workers and streams are unaffected. A protocol error (result for a task the
-//     worker does not hold, malformed outcome kind, excess or zero credit, an empty
-//     message, a second hello) ends only that stream, with INVALID_ARGUMENT; bytes that
-//     do not decode end it too, with gRPC's own INTERNAL. (TestPoolLostWorkerTasksAreRedispatched,
-//     TestWorkGarbageResultEndsOnlyThatWorker, TestWorkProtocolViolations)
+//     worker does not hold, also a second result for one task in a batch, malformed
+//     outcome kind, excess or zero credit, an empty message or result batch, a second
+//     hello) ends only that stream, with INVALID_ARGUMENT; the items of a batch before
+//     the bad one stand, as if sent one by one. Bytes that do not decode end it too,
+//     with gRPC's own INTERNAL. (TestPoolLostWorkerTasksAreRedispatched,
+//     TestWorkGarbageResultEndsOnlyThatWorker, TestWorkProtocolViolations,
+//     TestWorkResultBatchViolations, FuzzTaskResultBatch)
 //  7. A worker is admitted only if its hello is well formed (INVALID_ARGUMENT otherwise,
 //     e.g. a capacity outside 1..MaxWorkerCapacity) and every function it offers is
 //     configured on the scheduler (FAILED_PRECONDITION, naming the function and the
@@ -75,4 +80,9 @@
 //     HeartbeatTimeoutHeader tells the worker the timeout.
 //     (TestPoolHeartbeatsKeepTasksAlive, TestPoolHeartbeatTimeoutRedispatchesAndDropsLateResult,
 //     runtime's TestWorkerHeartbeatsKeepLongTasks)
+//  11. Batching without waiting. A worker that announced task_batches gets the tasks
+//     queued for it as TaskBatch messages (at most 256 tasks or about 1 MiB each, order
+//     kept, cancels in between); one that did not gets one Task per message. The sender
+//     takes what is queued when it is free and never waits for more, so a lone task goes
+//     out at once. (TestSendMsgsBatchesRunsOfTasks, TestWorkOldWorkerGetsOneTaskPerMessage)
 package rpc

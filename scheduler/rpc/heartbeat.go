@@ -64,9 +64,10 @@ func (p *WorkerPool) expireBeats(now time.Time) {
 				continue
 			}
 			task.abandoned = true
+			p.stopTimeoutLocked(task)
 			task.result <- taskEnd{lost: true, Outcome: scheduler.Retriable(scheduler.ReasonWorkerLost,
 				fmt.Sprintf("worker %q sent no heartbeat for task %d in %v", wk.id, task.id, p.heartbeatTimeout))}
-			wk.out.push(cancelMsg(task.id))
+			wk.out.cancel(task.id)
 			lost++
 		}
 		if lost > 0 {

@@ -91,6 +91,10 @@ type WorkerPool struct {
 	all     map[*poolWorker]struct{} // every connected worker
 	beats   *time.Timer              // runs expireBeats; nil until the first task
 	beatAt  time.Time                // when beats fires; zero when it is not armed
+
+	deadlines deadlines   // tasks with a timeout, by deadline (timeout.go)
+	timeouts  *time.Timer // runs expireTimeouts; nil until the first timeout
+	timeoutAt time.Time   // when timeouts fires; zero when it is not armed
 }
 
 // NewWorkerPool returns an empty pool with the default PoolOptions. logger may be nil
@@ -139,10 +143,19 @@ type poolWorker struct {
 
 type poolTask struct {
 	id        uint64
+	wk        *poolWorker
+	function  string
 	result    chan taskEnd // buffered 1; written once, under the pool's mu
 	abandoned bool         // the pool gave up (timeout, ctx, heartbeats); the result is dropped
 	lastBeat  time.Time    // when it was sent, or last named in a heartbeat
+
+	timeout  time.Duration // 0: none
+	deadline time.Time     // lastBeat + timeout, when timeout > 0
+	heapIdx  int           // index in the pool's deadlines; -1 when not there
 }
+
+// endChans recycles the channels that carry a task's end to its Execute.
+var endChans = sync.Pool{New: func() any { return make(chan taskEnd, 1) }}
 
 // taskEnd is how a task ended for Execute.
 type taskEnd struct {
@@ -161,11 +174,14 @@ type taskEnd struct {
 // touches does not loop for ever.
 func (p *WorkerPool) Execute(ctx context.Context, w *scheduler.Workload, timeout time.Duration) scheduler.Outcome {
 	for redispatched := 0; ; redispatched++ {
-		wk, task, o, ok := p.claim(ctx, w.Function)
+		wk, task, o, ok := p.claim(ctx, w.Function, timeout)
 		if !ok {
 			return o
 		}
-		end := p.run(ctx, wk, task, w, timeout)
+		end := p.run(ctx, wk, task, w)
+		// Exactly one end is ever sent to a task (and nothing after it was abandoned),
+		// and run has taken it: the channel is empty and no one else holds it.
+		endChans.Put(task.result)
 		if !end.lost {
 			return end.Outcome
 		}
@@ -180,29 +196,22 @@ func (p *WorkerPool) Execute(ctx context.Context, w *scheduler.Workload, timeout
 	}
 }
 
-// run sends task to wk and waits for its end, the timeout or ctx.
-func (p *WorkerPool) run(ctx context.Context, wk *poolWorker, task *poolTask, w *scheduler.Workload, timeout time.Duration) taskEnd {
-	wk.out.push(&kasyncv1.WorkResponse{Msg: &kasyncv1.WorkResponse_Task{Task: TaskToProto(task.id, w, timeout)}})
-	var expired <-chan time.Time
-	if timeout > 0 {
-		t := time.NewTimer(timeout)
-		defer t.Stop()
-		expired = t.C
-	}
+// run sends task to wk and waits for its end (a result, the timeout, a lost worker) or
+// ctx. The timeout runs from the claim (timeout.go), without a timer of its own.
+func (p *WorkerPool) run(ctx context.Context, wk *poolWorker, task *poolTask, w *scheduler.Workload) taskEnd {
+	wk.out.task(task.id, w, task.timeout)
 	select {
 	case end := <-task.result:
 		return end
-	case <-expired:
-		return p.abandon(wk, task, scheduler.Retriable(scheduler.ReasonTimeout,
-			fmt.Sprintf("function %q: no result from worker %q within %v", w.Function, wk.id, timeout)))
 	case <-ctx.Done():
 		return p.abandon(wk, task, scheduler.Retriable(scheduler.ReasonShutdown,
 			fmt.Sprintf("function %q: attempt cancelled on worker %q: %v", w.Function, wk.id, context.Cause(ctx))))
 	}
 }
 
-// claim reserves one unit of a worker's capacity for function and registers a task.
-func (p *WorkerPool) claim(ctx context.Context, function string) (*poolWorker, *poolTask, scheduler.Outcome, bool) {
+// claim reserves one unit of a worker's capacity for function and registers a task,
+// whose timeout starts now.
+func (p *WorkerPool) claim(ctx context.Context, function string, timeout time.Duration) (*poolWorker, *poolTask, scheduler.Outcome, bool) {
 	for {
 		p.mu.Lock()
 		if p.closed {
@@ -211,9 +220,11 @@ func (p *WorkerPool) claim(ctx context.Context, function string) (*poolWorker, *
 		}
 		if wk := p.pick(function); wk != nil {
 			now := time.Now()
-			task := &poolTask{id: p.nextID.Add(1), result: make(chan taskEnd, 1), lastBeat: now}
+			task := &poolTask{id: p.nextID.Add(1), wk: wk, function: function, result: endChans.Get().(chan taskEnd),
+				lastBeat: now, timeout: timeout}
 			wk.free--
 			wk.tasks[task.id] = task
+			p.startTimeoutLocked(task, now)
 			p.armBeatsLocked(now.Add(p.heartbeatTimeout))
 			p.mu.Unlock()
 			return wk, task, scheduler.Outcome{}, true
@@ -280,16 +291,13 @@ func (p *WorkerPool) abandon(wk *poolWorker, task *poolTask, o scheduler.Outcome
 	default:
 	}
 	task.abandoned = true
+	p.stopTimeoutLocked(task)
 	gone := wk.gone
 	p.mu.Unlock()
 	if !gone {
-		wk.out.push(cancelMsg(task.id))
+		wk.out.cancel(task.id)
 	}
 	return taskEnd{Outcome: o}
-}
-
-func cancelMsg(id uint64) *kasyncv1.WorkResponse {
-	return &kasyncv1.WorkResponse{Msg: &kasyncv1.WorkResponse_Cancel{Cancel: &kasyncv1.CancelTask{TaskId: id}}}
 }
 
 // Close fails every waiting and future Execute with a retriable "shutdown" outcome,
@@ -305,6 +313,7 @@ func (p *WorkerPool) Close() error {
 	if p.beats != nil {
 		p.beats.Stop()
 	}
+	// Tasks on workers keep their timeouts: the timer keeps running while any is left.
 	for f, ch := range p.changed {
 		close(ch)
 		delete(p.changed, f)
@@ -373,6 +382,7 @@ func (p *WorkerPool) detach(wk *poolWorker, cause error) {
 	}
 	lost := 0
 	for id, task := range wk.tasks {
+		p.stopTimeoutLocked(task)
 		if !task.abandoned {
 			task.result <- taskEnd{lost: true, Outcome: scheduler.Retriable(scheduler.ReasonWorkerLost,
 				fmt.Sprintf("worker %q went away: %v", wk.id, cause))}
@@ -393,6 +403,10 @@ func (p *WorkerPool) credit(wk *poolWorker, n uint32) error {
 	if n == 0 {
 		return fmt.Errorf("%w: WorkCredit.n is 0; send credit only for freed slots", errProtocol)
 	}
+	return p.creditLocked(wk, n)
+}
+
+func (p *WorkerPool) creditLocked(wk *poolWorker, n uint32) error {
 	if int64(wk.free)+int64(n)+int64(len(wk.tasks)) > int64(wk.capacity) {
 		return fmt.Errorf("%w: WorkCredit of %d would give %d free slots and %d held tasks, over the capacity %d of the hello",
 			errProtocol, n, int64(wk.free)+int64(n), len(wk.tasks), wk.capacity)
@@ -405,19 +419,46 @@ func (p *WorkerPool) credit(wk *poolWorker, n uint32) error {
 
 // result answers a task.
 func (p *WorkerPool) result(wk *poolWorker, r *kasyncv1.TaskResult) error {
-	o, err := TaskResultFromProto(r)
-	if err != nil {
-		return fmt.Errorf("%w: %w", errProtocol, err)
+	return p.results(wk, []*kasyncv1.TaskResult{r}, 0)
+}
+
+// results answers tasks, in order, then adds credit (when positive) to the worker's
+// free capacity, as that many TaskResult messages and then a WorkCredit would: a batch
+// takes the pool's lock once. A result for a task the worker does not hold (unknown,
+// or answered already, also earlier in the same batch) is a protocol error; so is a
+// batch with neither results nor credit.
+func (p *WorkerPool) results(wk *poolWorker, rs []*kasyncv1.TaskResult, credit uint32) error {
+	if len(rs) == 0 && credit == 0 {
+		return fmt.Errorf("%w: TaskResultBatch has no results and no credit", errProtocol)
+	}
+	// Checked before anything is applied; the outcomes are converted outside the lock.
+	var one [1]scheduler.Outcome
+	outcomes := one[:0]
+	if len(rs) > 1 {
+		outcomes = make([]scheduler.Outcome, 0, len(rs))
+	}
+	for _, r := range rs {
+		o, err := TaskResultFromProto(r)
+		if err != nil {
+			return fmt.Errorf("%w: %w", errProtocol, err)
+		}
+		outcomes = append(outcomes, o)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	task, ok := wk.tasks[r.GetTaskId()]
-	if !ok {
-		return fmt.Errorf("%w: TaskResult for task %d, which this worker does not hold (unknown or already answered)", errProtocol, r.GetTaskId())
+	for i, r := range rs {
+		task, ok := wk.tasks[r.GetTaskId()]
+		if !ok {
+			return fmt.Errorf("%w: TaskResult for task %d, which this worker does not hold (unknown or already answered)", errProtocol, r.GetTaskId())
+		}
+		delete(wk.tasks, task.id)
+		if !task.abandoned {
+			p.stopTimeoutLocked(task)
+			task.result <- taskEnd{Outcome: outcomes[i]}
+		}
 	}
-	delete(wk.tasks, task.id)
-	if !task.abandoned {
-		task.result <- taskEnd{Outcome: o}
+	if credit > 0 {
+		return p.creditLocked(wk, credit)
 	}
 	p.aliveLocked(wk)
 	return nil
@@ -435,33 +476,4 @@ func (p *WorkerPool) heartbeat(wk *poolWorker, ids []uint64) {
 		}
 	}
 	p.aliveLocked(wk)
-}
-
-// outbox queues messages for one Work stream; the stream's sender goroutine drains it.
-// It is bounded by the worker's capacity: at most one Task and one CancelTask per slot.
-type outbox struct {
-	mu     sync.Mutex
-	msgs   []*kasyncv1.WorkResponse
-	notify chan struct{} // buffered 1
-}
-
-func newOutbox() *outbox { return &outbox{notify: make(chan struct{}, 1)} }
-
-func (o *outbox) push(m *kasyncv1.WorkResponse) {
-	o.mu.Lock()
-	o.msgs = append(o.msgs, m)
-	o.mu.Unlock()
-	select {
-	case o.notify <- struct{}{}:
-	default:
-	}
-}
-
-func (o *outbox) take(dst []*kasyncv1.WorkResponse) []*kasyncv1.WorkResponse {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	dst = append(dst[:0], o.msgs...)
-	clear(o.msgs)
-	o.msgs = o.msgs[:0]
-	return dst
 }

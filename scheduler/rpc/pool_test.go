@@ -231,7 +231,8 @@ func TestPoolHeartbeatsKeepTasksAlive(t *testing.T) {
 	p.expireBeats(beaten.Add(beat))
 	msgs := outA.take(nil)
 	require.Len(t, msgs, 1)
-	require.Equal(t, task.id, msgs[0].GetCancel().GetTaskId())
+	require.Nil(t, msgs[0].w, "a CancelTask")
+	require.Equal(t, task.id, msgs[0].id)
 	require.True(t, stalled(p, "a"))
 	select {
 	case o := <-done:

@@ -141,27 +141,43 @@ func (s *Server) Push(stream grpc.BidiStreamingServer[kasyncv1.PushRequest, kasy
 			log.Warn("push stream over credit", "error", err)
 			return err
 		}
-		for _, pw := range batch.GetWorkloads() {
-			s.enqueue(ps, pw, log)
-		}
+		s.enqueue(ps, batch.GetWorkloads(), log)
 	}
 }
 
-func (s *Server) enqueue(ps *pushStream, pw *kasyncv1.Workload, log *slog.Logger) {
-	token := pw.GetToken()
-	w, err := WorkloadFromProto(pw)
-	if err != nil {
-		log.Warn("invalid workload", "error", err)
-		ps.add(token, scheduler.Fatal(scheduler.ReasonInvalid, err.Error()))
-		return
+// enqueue hands a received batch to the scheduler in one EnqueueBatch; workloads that
+// are malformed or too large are answered here instead.
+func (s *Server) enqueue(ps *pushStream, pws []*kasyncv1.Workload, log *slog.Logger) {
+	tasks := make([]pushTask, 0, len(pws))
+	for _, pw := range pws {
+		token := pw.GetToken()
+		w, err := WorkloadFromProto(pw)
+		if err != nil {
+			log.Warn("invalid workload", "error", err)
+			ps.add(token, scheduler.Fatal(scheduler.ReasonInvalid, err.Error()))
+			continue
+		}
+		if limit := s.opts.MaxWorkloadBytes; limit > 0 && w.Size() > limit {
+			ps.add(token, scheduler.Fatal(scheduler.ReasonTooLarge,
+				fmt.Sprintf("workload %q is %d bytes; the limit is %d", w.ID, w.Size(), limit)))
+			continue
+		}
+		tasks = append(tasks, pushTask{ps: ps, token: token, w: w})
 	}
-	if limit := s.opts.MaxWorkloadBytes; limit > 0 && w.Size() > limit {
-		ps.add(token, scheduler.Fatal(scheduler.ReasonTooLarge,
-			fmt.Sprintf("workload %q is %d bytes; the limit is %d", w.ID, w.Size(), limit)))
-		return
-	}
-	s.sched.Enqueue(w, func(o scheduler.Outcome) { ps.add(token, o) })
+	s.sched.EnqueueBatch(len(tasks), func(i int) (*scheduler.Workload, func(scheduler.Outcome)) {
+		return tasks[i].w, tasks[i].done
+	})
 }
+
+// pushTask is one received workload in the scheduler: its done queues its outcome on
+// the stream. The tasks of a batch are allocated together.
+type pushTask struct {
+	ps    *pushStream
+	token uint64
+	w     *scheduler.Workload
+}
+
+func (t *pushTask) done(o scheduler.Outcome) { t.ps.add(t.token, o) }
 
 func creditMsg(n int) *kasyncv1.PushResponse {
 	return &kasyncv1.PushResponse{Msg: &kasyncv1.PushResponse_Credit{Credit: &kasyncv1.Credit{Workloads: uint32(n)}}}
@@ -176,8 +192,8 @@ type pushStream struct {
 	stop   chan struct{} // closed by end
 
 	mu      sync.Mutex
-	credit  int                 // workloads the tailer may still send
-	pending []*kasyncv1.Outcome // outcomes not yet sent
+	credit  int                // workloads the tailer may still send
+	pending []scheduler.Result // outcomes not yet sent; converted to protos by sendLoop
 	ended   bool
 }
 
@@ -200,7 +216,7 @@ func (ps *pushStream) add(token uint64, o scheduler.Outcome) {
 		ps.mu.Unlock()
 		return
 	}
-	ps.pending = append(ps.pending, OutcomeToProto(token, o))
+	ps.pending = append(ps.pending, scheduler.Result{Token: token, Outcome: o})
 	ps.mu.Unlock()
 	select {
 	case ps.notify <- struct{}{}:
@@ -218,9 +234,10 @@ func (ps *pushStream) end() {
 	}
 }
 
-// sendLoop flushes outcomes, each batch followed by the credit it frees.
+// sendLoop flushes outcomes, each batch followed by the credit it frees. The outcomes
+// are converted to protos here, off the scheduler's workers, into one array per batch.
 func (ps *pushStream) sendLoop() error {
-	var spare []*kasyncv1.Outcome // reused between flushes
+	var spare []scheduler.Result // reused between flushes
 	for {
 		select {
 		case <-ps.stop:
@@ -233,8 +250,16 @@ func (ps *pushStream) sendLoop() error {
 		ps.mu.Unlock()
 		for rest := all; len(rest) > 0; {
 			n := min(len(rest), maxOutcomesPerBatch)
+			// Fresh arrays per message: gRPC may read a sent message lazily (stats
+			// handlers), so nothing in it is reused. The outcomes are one allocation.
+			protos := make([]kasyncv1.Outcome, n)
+			ptrs := make([]*kasyncv1.Outcome, n)
+			for i, r := range rest[:n] {
+				outcomeToProto(&protos[i], r.Token, r.Outcome)
+				ptrs[i] = &protos[i]
+			}
 			msg := &kasyncv1.PushResponse{Msg: &kasyncv1.PushResponse_Outcomes{
-				Outcomes: &kasyncv1.OutcomeBatch{Outcomes: rest[:n:n]},
+				Outcomes: &kasyncv1.OutcomeBatch{Outcomes: ptrs},
 			}}
 			if err := ps.stream.Send(msg); err != nil {
 				return err

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -39,18 +40,20 @@ func (s *Server) Work(stream grpc.BidiStreamingServer[kasyncv1.WorkRequest, kasy
 		strconv.FormatInt(s.pool.HeartbeatTimeout().Milliseconds(), 10))); err != nil {
 		return err
 	}
-	if err := stream.Send(&kasyncv1.WorkResponse{Msg: &kasyncv1.WorkResponse_Welcome{Welcome: &kasyncv1.WorkerWelcome{}}}); err != nil {
+	welcome := &kasyncv1.WorkerWelcome{ResultBatches: true}
+	if err := stream.Send(&kasyncv1.WorkResponse{Msg: &kasyncv1.WorkResponse_Welcome{Welcome: welcome}}); err != nil {
 		return err
 	}
 
 	out := newOutbox()
 	wk := s.pool.attach(hello.GetWorkerId(), hello.GetFunctions(), int(hello.GetCapacity()), int(hello.GetBusy()), out)
-	log.Info("worker joined", "functions", hello.GetFunctions(), "capacity", hello.GetCapacity(), "busy", hello.GetBusy())
+	log.Info("worker joined", "functions", hello.GetFunctions(), "capacity", hello.GetCapacity(), "busy", hello.GetBusy(),
+		"task_batches", hello.GetTaskBatches())
 
 	stop, senderDone := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(senderDone)
-		sendOutbox(stream, out, stop)
+		sendOutbox(stream, out, stop, hello.GetTaskBatches())
 	}()
 	err = s.serveWorker(stream, wk)
 	s.pool.detach(wk, err)
@@ -77,6 +80,8 @@ func (s *Server) serveWorker(stream grpc.BidiStreamingServer[kasyncv1.WorkReques
 			err = s.pool.credit(wk, m.Credit.GetN())
 		case *kasyncv1.WorkRequest_Result:
 			err = s.pool.result(wk, m.Result)
+		case *kasyncv1.WorkRequest_Results:
+			err = s.pool.results(wk, m.Results.GetResults(), m.Results.GetCredit())
 		case *kasyncv1.WorkRequest_Heartbeat:
 			s.pool.heartbeat(wk, m.Heartbeat.GetTaskIds())
 		case *kasyncv1.WorkRequest_Hello:
@@ -91,22 +96,23 @@ func (s *Server) serveWorker(stream grpc.BidiStreamingServer[kasyncv1.WorkReques
 }
 
 // sendOutbox sends queued messages until stop is closed or a send fails (the stream is
-// then broken, and the receive loop sees it too).
-func sendOutbox(stream grpc.BidiStreamingServer[kasyncv1.WorkRequest, kasyncv1.WorkResponse], out *outbox, stop <-chan struct{}) {
-	var buf []*kasyncv1.WorkResponse
+// then broken, and the receive loop sees it too). batches: the worker takes TaskBatch.
+func sendOutbox(stream grpc.BidiStreamingServer[kasyncv1.WorkRequest, kasyncv1.WorkResponse], out *outbox, stop <-chan struct{}, batches bool) {
+	var buf []outMsg
 	for {
 		select {
 		case <-stop:
 			return
 		case <-out.notify:
 		}
+		// Let the goroutines that are about to queue more run first: what they queue
+		// meanwhile goes in the same message. A lone task waits for nothing.
+		runtime.Gosched()
 		buf = out.take(buf)
-		for i, m := range buf {
-			if err := stream.Send(m); err != nil {
-				return
-			}
-			buf[i] = nil
+		if err := sendMsgs(stream.Send, buf, batches); err != nil {
+			return
 		}
+		clear(buf)
 	}
 }
 

@@ -17,7 +17,9 @@
 //     workloads on its next stream, so a function runs at least once.
 //  4. A scheduler sends a worker a Task only within the worker's free capacity
 //     (WorkerHello.capacity, then WorkCredit); a worker answers every Task with exactly one
-//     TaskResult, also after a CancelTask.
+//     TaskResult, also after a CancelTask. Batches (TaskBatch, TaskResultBatch) are used
+//     only when the peer announced it takes them (WorkerHello.task_batches,
+//     WorkerWelcome.result_batches) and mean exactly their items sent one by one.
 //  5. When a Work stream ends, each task the worker held fails as retriable with reason
 //     "worker-lost"; nothing else is affected.
 //  6. Fields are only added, never renumbered or reused.

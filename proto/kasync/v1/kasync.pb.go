@@ -743,7 +743,10 @@ type WorkerHello struct {
 	// stream (after a reconnect: the scheduler already failed those as "worker-lost", but
 	// the functions are still returning). 0 for a fresh worker; at most capacity. The
 	// worker sends WorkCredit as those slots free up.
-	Busy          uint32 `protobuf:"varint,4,opt,name=busy,proto3" json:"busy,omitempty"`
+	Busy uint32 `protobuf:"varint,4,opt,name=busy,proto3" json:"busy,omitempty"`
+	// task_batches says the worker understands WorkResponse.tasks (TaskBatch). A worker
+	// that does not set it gets one Task per message.
+	TaskBatches   bool `protobuf:"varint,5,opt,name=task_batches,json=taskBatches,proto3" json:"task_batches,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -804,6 +807,13 @@ func (x *WorkerHello) GetBusy() uint32 {
 		return x.Busy
 	}
 	return 0
+}
+
+func (x *WorkerHello) GetTaskBatches() bool {
+	if x != nil {
+		return x.TaskBatches
+	}
+	return false
 }
 
 // WorkCredit tells the scheduler the worker can take n more tasks. Sent by the worker
@@ -939,6 +949,67 @@ func (x *TaskResult) GetRetryAfterMs() int64 {
 	return 0
 }
 
+// TaskResultBatch is a group of task results, then credit, in one message. Sent by a
+// worker only when the WorkerWelcome set result_batches. It has at least one result or
+// a positive credit.
+type TaskResultBatch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// results end tasks, as that many TaskResult messages would, in this order. A task
+	// may be answered only once: a second result for it (in this batch or later) is a
+	// protocol error.
+	Results []*TaskResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	// credit, when positive, is a WorkCredit{n: credit} applied after the results: the
+	// worker frees the slots of the tasks answered here (and of earlier ones) in the
+	// same message.
+	Credit        uint32 `protobuf:"varint,2,opt,name=credit,proto3" json:"credit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskResultBatch) Reset() {
+	*x = TaskResultBatch{}
+	mi := &file_kasync_v1_kasync_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskResultBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskResultBatch) ProtoMessage() {}
+
+func (x *TaskResultBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_kasync_v1_kasync_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskResultBatch.ProtoReflect.Descriptor instead.
+func (*TaskResultBatch) Descriptor() ([]byte, []int) {
+	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *TaskResultBatch) GetResults() []*TaskResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *TaskResultBatch) GetCredit() uint32 {
+	if x != nil {
+		return x.Credit
+	}
+	return 0
+}
+
 // Heartbeat says the listed tasks are still running. Sent by the worker periodically
 // for every task it runs, and at once when a function calls Task.Heartbeat. Ids of
 // tasks that already finished are ignored (a heartbeat may race with a result).
@@ -952,7 +1023,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_kasync_v1_kasync_proto_msgTypes[12]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -964,7 +1035,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_kasync_v1_kasync_proto_msgTypes[12]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -977,7 +1048,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{12}
+	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Heartbeat) GetTaskIds() []uint64 {
@@ -996,6 +1067,7 @@ type WorkRequest struct {
 	//	*WorkRequest_Credit
 	//	*WorkRequest_Result
 	//	*WorkRequest_Heartbeat
+	//	*WorkRequest_Results
 	Msg           isWorkRequest_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1003,7 +1075,7 @@ type WorkRequest struct {
 
 func (x *WorkRequest) Reset() {
 	*x = WorkRequest{}
-	mi := &file_kasync_v1_kasync_proto_msgTypes[13]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1015,7 +1087,7 @@ func (x *WorkRequest) String() string {
 func (*WorkRequest) ProtoMessage() {}
 
 func (x *WorkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kasync_v1_kasync_proto_msgTypes[13]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1028,7 +1100,7 @@ func (x *WorkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkRequest.ProtoReflect.Descriptor instead.
 func (*WorkRequest) Descriptor() ([]byte, []int) {
-	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{13}
+	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WorkRequest) GetMsg() isWorkRequest_Msg {
@@ -1074,6 +1146,15 @@ func (x *WorkRequest) GetHeartbeat() *Heartbeat {
 	return nil
 }
 
+func (x *WorkRequest) GetResults() *TaskResultBatch {
+	if x != nil {
+		if x, ok := x.Msg.(*WorkRequest_Results); ok {
+			return x.Results
+		}
+	}
+	return nil
+}
+
 type isWorkRequest_Msg interface {
 	isWorkRequest_Msg()
 }
@@ -1098,6 +1179,11 @@ type WorkRequest_Heartbeat struct {
 	Heartbeat *Heartbeat `protobuf:"bytes,4,opt,name=heartbeat,proto3,oneof"`
 }
 
+type WorkRequest_Results struct {
+	// results: ends of tasks, then credit; only after a welcome with result_batches.
+	Results *TaskResultBatch `protobuf:"bytes,5,opt,name=results,proto3,oneof"`
+}
+
 func (*WorkRequest_Hello) isWorkRequest_Msg() {}
 
 func (*WorkRequest_Credit) isWorkRequest_Msg() {}
@@ -1106,17 +1192,22 @@ func (*WorkRequest_Result) isWorkRequest_Msg() {}
 
 func (*WorkRequest_Heartbeat) isWorkRequest_Msg() {}
 
+func (*WorkRequest_Results) isWorkRequest_Msg() {}
+
 // WorkerWelcome accepts a worker's hello. Sent by the scheduler once, as its first
 // message; tasks may follow right after.
 type WorkerWelcome struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// result_batches says the scheduler understands WorkRequest.results
+	// (TaskResultBatch). Without it the worker sends one TaskResult per message.
+	ResultBatches bool `protobuf:"varint,1,opt,name=result_batches,json=resultBatches,proto3" json:"result_batches,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WorkerWelcome) Reset() {
 	*x = WorkerWelcome{}
-	mi := &file_kasync_v1_kasync_proto_msgTypes[14]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1128,7 +1219,7 @@ func (x *WorkerWelcome) String() string {
 func (*WorkerWelcome) ProtoMessage() {}
 
 func (x *WorkerWelcome) ProtoReflect() protoreflect.Message {
-	mi := &file_kasync_v1_kasync_proto_msgTypes[14]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1141,7 +1232,14 @@ func (x *WorkerWelcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerWelcome.ProtoReflect.Descriptor instead.
 func (*WorkerWelcome) Descriptor() ([]byte, []int) {
-	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{14}
+	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *WorkerWelcome) GetResultBatches() bool {
+	if x != nil {
+		return x.ResultBatches
+	}
+	return false
 }
 
 // Task is one attempt of a workload, sent by the scheduler to a worker that has credit.
@@ -1178,7 +1276,7 @@ type Task struct {
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_kasync_v1_kasync_proto_msgTypes[15]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1190,7 +1288,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_kasync_v1_kasync_proto_msgTypes[15]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1203,7 +1301,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{15}
+	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Task) GetTaskId() uint64 {
@@ -1283,6 +1381,54 @@ func (x *Task) GetSource() string {
 	return ""
 }
 
+// TaskBatch is a group of tasks in one message, sent by the scheduler only to a worker
+// whose hello set task_batches; each counts against the worker's credit as a Task does.
+// It has at least one task.
+type TaskBatch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// tasks are the tasks to run, as that many Task messages would be.
+	Tasks         []*Task `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskBatch) Reset() {
+	*x = TaskBatch{}
+	mi := &file_kasync_v1_kasync_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskBatch) ProtoMessage() {}
+
+func (x *TaskBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_kasync_v1_kasync_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskBatch.ProtoReflect.Descriptor instead.
+func (*TaskBatch) Descriptor() ([]byte, []int) {
+	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *TaskBatch) GetTasks() []*Task {
+	if x != nil {
+		return x.Tasks
+	}
+	return nil
+}
+
 // CancelTask asks the worker to cancel a running task (its context is cancelled). The
 // worker still sends a TaskResult for it; the scheduler has already given up on it.
 type CancelTask struct {
@@ -1295,7 +1441,7 @@ type CancelTask struct {
 
 func (x *CancelTask) Reset() {
 	*x = CancelTask{}
-	mi := &file_kasync_v1_kasync_proto_msgTypes[16]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1307,7 +1453,7 @@ func (x *CancelTask) String() string {
 func (*CancelTask) ProtoMessage() {}
 
 func (x *CancelTask) ProtoReflect() protoreflect.Message {
-	mi := &file_kasync_v1_kasync_proto_msgTypes[16]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1320,7 +1466,7 @@ func (x *CancelTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTask.ProtoReflect.Descriptor instead.
 func (*CancelTask) Descriptor() ([]byte, []int) {
-	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{16}
+	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CancelTask) GetTaskId() uint64 {
@@ -1338,6 +1484,7 @@ type WorkResponse struct {
 	//	*WorkResponse_Welcome
 	//	*WorkResponse_Task
 	//	*WorkResponse_Cancel
+	//	*WorkResponse_Tasks
 	Msg           isWorkResponse_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1345,7 +1492,7 @@ type WorkResponse struct {
 
 func (x *WorkResponse) Reset() {
 	*x = WorkResponse{}
-	mi := &file_kasync_v1_kasync_proto_msgTypes[17]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1357,7 +1504,7 @@ func (x *WorkResponse) String() string {
 func (*WorkResponse) ProtoMessage() {}
 
 func (x *WorkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kasync_v1_kasync_proto_msgTypes[17]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1370,7 +1517,7 @@ func (x *WorkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkResponse.ProtoReflect.Descriptor instead.
 func (*WorkResponse) Descriptor() ([]byte, []int) {
-	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{17}
+	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WorkResponse) GetMsg() isWorkResponse_Msg {
@@ -1407,6 +1554,15 @@ func (x *WorkResponse) GetCancel() *CancelTask {
 	return nil
 }
 
+func (x *WorkResponse) GetTasks() *TaskBatch {
+	if x != nil {
+		if x, ok := x.Msg.(*WorkResponse_Tasks); ok {
+			return x.Tasks
+		}
+	}
+	return nil
+}
+
 type isWorkResponse_Msg interface {
 	isWorkResponse_Msg()
 }
@@ -1426,11 +1582,18 @@ type WorkResponse_Cancel struct {
 	Cancel *CancelTask `protobuf:"bytes,3,opt,name=cancel,proto3,oneof"`
 }
 
+type WorkResponse_Tasks struct {
+	// tasks: tasks to run; only to a worker whose hello set task_batches.
+	Tasks *TaskBatch `protobuf:"bytes,4,opt,name=tasks,proto3,oneof"`
+}
+
 func (*WorkResponse_Welcome) isWorkResponse_Msg() {}
 
 func (*WorkResponse_Task) isWorkResponse_Msg() {}
 
 func (*WorkResponse_Cancel) isWorkResponse_Msg() {}
+
+func (*WorkResponse_Tasks) isWorkResponse_Msg() {}
 
 var File_kasync_v1_kasync_proto protoreflect.FileDescriptor
 
@@ -1473,12 +1636,13 @@ const file_kasync_v1_kasync_proto_rawDesc = "" +
 	"\fPushResponse\x12+\n" +
 	"\x06credit\x18\x01 \x01(\v2\x11.kasync.v1.CreditH\x00R\x06credit\x125\n" +
 	"\boutcomes\x18\x02 \x01(\v2\x17.kasync.v1.OutcomeBatchH\x00R\boutcomesB\x05\n" +
-	"\x03msg\"x\n" +
+	"\x03msg\"\x9b\x01\n" +
 	"\vWorkerHello\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x1c\n" +
 	"\tfunctions\x18\x02 \x03(\tR\tfunctions\x12\x1a\n" +
 	"\bcapacity\x18\x03 \x01(\rR\bcapacity\x12\x12\n" +
-	"\x04busy\x18\x04 \x01(\rR\x04busy\"\x1a\n" +
+	"\x04busy\x18\x04 \x01(\rR\x04busy\x12!\n" +
+	"\ftask_batches\x18\x05 \x01(\bR\vtaskBatches\"\x1a\n" +
 	"\n" +
 	"WorkCredit\x12\f\n" +
 	"\x01n\x18\x01 \x01(\rR\x01n\"\xa5\x01\n" +
@@ -1488,16 +1652,21 @@ const file_kasync_v1_kasync_proto_rawDesc = "" +
 	"\x04kind\x18\x02 \x01(\x0e2\x16.kasync.v1.OutcomeKindR\x04kind\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x14\n" +
 	"\x05error\x18\x04 \x01(\tR\x05error\x12$\n" +
-	"\x0eretry_after_ms\x18\x05 \x01(\x03R\fretryAfterMs\"&\n" +
+	"\x0eretry_after_ms\x18\x05 \x01(\x03R\fretryAfterMs\"Z\n" +
+	"\x0fTaskResultBatch\x12/\n" +
+	"\aresults\x18\x01 \x03(\v2\x15.kasync.v1.TaskResultR\aresults\x12\x16\n" +
+	"\x06credit\x18\x02 \x01(\rR\x06credit\"&\n" +
 	"\tHeartbeat\x12\x19\n" +
-	"\btask_ids\x18\x01 \x03(\x04R\ataskIds\"\xdc\x01\n" +
+	"\btask_ids\x18\x01 \x03(\x04R\ataskIds\"\x94\x02\n" +
 	"\vWorkRequest\x12.\n" +
 	"\x05hello\x18\x01 \x01(\v2\x16.kasync.v1.WorkerHelloH\x00R\x05hello\x12/\n" +
 	"\x06credit\x18\x02 \x01(\v2\x15.kasync.v1.WorkCreditH\x00R\x06credit\x12/\n" +
 	"\x06result\x18\x03 \x01(\v2\x15.kasync.v1.TaskResultH\x00R\x06result\x124\n" +
-	"\theartbeat\x18\x04 \x01(\v2\x14.kasync.v1.HeartbeatH\x00R\theartbeatB\x05\n" +
-	"\x03msg\"\x0f\n" +
-	"\rWorkerWelcome\"\xb9\x02\n" +
+	"\theartbeat\x18\x04 \x01(\v2\x14.kasync.v1.HeartbeatH\x00R\theartbeat\x126\n" +
+	"\aresults\x18\x05 \x01(\v2\x1a.kasync.v1.TaskResultBatchH\x00R\aresultsB\x05\n" +
+	"\x03msg\"6\n" +
+	"\rWorkerWelcome\x12%\n" +
+	"\x0eresult_batches\x18\x01 \x01(\bR\rresultBatches\"\xb9\x02\n" +
 	"\x04Task\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x1a\n" +
@@ -1511,14 +1680,17 @@ const file_kasync_v1_kasync_proto_rawDesc = "" +
 	"\n" +
 	"timeout_ms\x18\n" +
 	" \x01(\x03R\ttimeoutMs\x12\x16\n" +
-	"\x06source\x18\v \x01(\tR\x06source\"%\n" +
+	"\x06source\x18\v \x01(\tR\x06source\"2\n" +
+	"\tTaskBatch\x12%\n" +
+	"\x05tasks\x18\x01 \x03(\v2\x0f.kasync.v1.TaskR\x05tasks\"%\n" +
 	"\n" +
 	"CancelTask\x12\x17\n" +
-	"\atask_id\x18\x01 \x01(\x04R\x06taskId\"\xa3\x01\n" +
+	"\atask_id\x18\x01 \x01(\x04R\x06taskId\"\xd1\x01\n" +
 	"\fWorkResponse\x124\n" +
 	"\awelcome\x18\x01 \x01(\v2\x18.kasync.v1.WorkerWelcomeH\x00R\awelcome\x12%\n" +
 	"\x04task\x18\x02 \x01(\v2\x0f.kasync.v1.TaskH\x00R\x04task\x12/\n" +
-	"\x06cancel\x18\x03 \x01(\v2\x15.kasync.v1.CancelTaskH\x00R\x06cancelB\x05\n" +
+	"\x06cancel\x18\x03 \x01(\v2\x15.kasync.v1.CancelTaskH\x00R\x06cancel\x12,\n" +
+	"\x05tasks\x18\x04 \x01(\v2\x14.kasync.v1.TaskBatchH\x00R\x05tasksB\x05\n" +
 	"\x03msg*y\n" +
 	"\vOutcomeKind\x12\x1c\n" +
 	"\x18OUTCOME_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
@@ -1542,27 +1714,29 @@ func file_kasync_v1_kasync_proto_rawDescGZIP() []byte {
 }
 
 var file_kasync_v1_kasync_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_kasync_v1_kasync_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_kasync_v1_kasync_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_kasync_v1_kasync_proto_goTypes = []any{
-	(OutcomeKind)(0),      // 0: kasync.v1.OutcomeKind
-	(*Header)(nil),        // 1: kasync.v1.Header
-	(*Workload)(nil),      // 2: kasync.v1.Workload
-	(*Outcome)(nil),       // 3: kasync.v1.Outcome
-	(*PushHello)(nil),     // 4: kasync.v1.PushHello
-	(*WorkloadBatch)(nil), // 5: kasync.v1.WorkloadBatch
-	(*Credit)(nil),        // 6: kasync.v1.Credit
-	(*OutcomeBatch)(nil),  // 7: kasync.v1.OutcomeBatch
-	(*PushRequest)(nil),   // 8: kasync.v1.PushRequest
-	(*PushResponse)(nil),  // 9: kasync.v1.PushResponse
-	(*WorkerHello)(nil),   // 10: kasync.v1.WorkerHello
-	(*WorkCredit)(nil),    // 11: kasync.v1.WorkCredit
-	(*TaskResult)(nil),    // 12: kasync.v1.TaskResult
-	(*Heartbeat)(nil),     // 13: kasync.v1.Heartbeat
-	(*WorkRequest)(nil),   // 14: kasync.v1.WorkRequest
-	(*WorkerWelcome)(nil), // 15: kasync.v1.WorkerWelcome
-	(*Task)(nil),          // 16: kasync.v1.Task
-	(*CancelTask)(nil),    // 17: kasync.v1.CancelTask
-	(*WorkResponse)(nil),  // 18: kasync.v1.WorkResponse
+	(OutcomeKind)(0),        // 0: kasync.v1.OutcomeKind
+	(*Header)(nil),          // 1: kasync.v1.Header
+	(*Workload)(nil),        // 2: kasync.v1.Workload
+	(*Outcome)(nil),         // 3: kasync.v1.Outcome
+	(*PushHello)(nil),       // 4: kasync.v1.PushHello
+	(*WorkloadBatch)(nil),   // 5: kasync.v1.WorkloadBatch
+	(*Credit)(nil),          // 6: kasync.v1.Credit
+	(*OutcomeBatch)(nil),    // 7: kasync.v1.OutcomeBatch
+	(*PushRequest)(nil),     // 8: kasync.v1.PushRequest
+	(*PushResponse)(nil),    // 9: kasync.v1.PushResponse
+	(*WorkerHello)(nil),     // 10: kasync.v1.WorkerHello
+	(*WorkCredit)(nil),      // 11: kasync.v1.WorkCredit
+	(*TaskResult)(nil),      // 12: kasync.v1.TaskResult
+	(*TaskResultBatch)(nil), // 13: kasync.v1.TaskResultBatch
+	(*Heartbeat)(nil),       // 14: kasync.v1.Heartbeat
+	(*WorkRequest)(nil),     // 15: kasync.v1.WorkRequest
+	(*WorkerWelcome)(nil),   // 16: kasync.v1.WorkerWelcome
+	(*Task)(nil),            // 17: kasync.v1.Task
+	(*TaskBatch)(nil),       // 18: kasync.v1.TaskBatch
+	(*CancelTask)(nil),      // 19: kasync.v1.CancelTask
+	(*WorkResponse)(nil),    // 20: kasync.v1.WorkResponse
 }
 var file_kasync_v1_kasync_proto_depIdxs = []int32{
 	1,  // 0: kasync.v1.Workload.headers:type_name -> kasync.v1.Header
@@ -1574,23 +1748,27 @@ var file_kasync_v1_kasync_proto_depIdxs = []int32{
 	6,  // 6: kasync.v1.PushResponse.credit:type_name -> kasync.v1.Credit
 	7,  // 7: kasync.v1.PushResponse.outcomes:type_name -> kasync.v1.OutcomeBatch
 	0,  // 8: kasync.v1.TaskResult.kind:type_name -> kasync.v1.OutcomeKind
-	10, // 9: kasync.v1.WorkRequest.hello:type_name -> kasync.v1.WorkerHello
-	11, // 10: kasync.v1.WorkRequest.credit:type_name -> kasync.v1.WorkCredit
-	12, // 11: kasync.v1.WorkRequest.result:type_name -> kasync.v1.TaskResult
-	13, // 12: kasync.v1.WorkRequest.heartbeat:type_name -> kasync.v1.Heartbeat
-	1,  // 13: kasync.v1.Task.headers:type_name -> kasync.v1.Header
-	15, // 14: kasync.v1.WorkResponse.welcome:type_name -> kasync.v1.WorkerWelcome
-	16, // 15: kasync.v1.WorkResponse.task:type_name -> kasync.v1.Task
-	17, // 16: kasync.v1.WorkResponse.cancel:type_name -> kasync.v1.CancelTask
-	8,  // 17: kasync.v1.Scheduler.Push:input_type -> kasync.v1.PushRequest
-	14, // 18: kasync.v1.Scheduler.Work:input_type -> kasync.v1.WorkRequest
-	9,  // 19: kasync.v1.Scheduler.Push:output_type -> kasync.v1.PushResponse
-	18, // 20: kasync.v1.Scheduler.Work:output_type -> kasync.v1.WorkResponse
-	19, // [19:21] is the sub-list for method output_type
-	17, // [17:19] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	12, // 9: kasync.v1.TaskResultBatch.results:type_name -> kasync.v1.TaskResult
+	10, // 10: kasync.v1.WorkRequest.hello:type_name -> kasync.v1.WorkerHello
+	11, // 11: kasync.v1.WorkRequest.credit:type_name -> kasync.v1.WorkCredit
+	12, // 12: kasync.v1.WorkRequest.result:type_name -> kasync.v1.TaskResult
+	14, // 13: kasync.v1.WorkRequest.heartbeat:type_name -> kasync.v1.Heartbeat
+	13, // 14: kasync.v1.WorkRequest.results:type_name -> kasync.v1.TaskResultBatch
+	1,  // 15: kasync.v1.Task.headers:type_name -> kasync.v1.Header
+	17, // 16: kasync.v1.TaskBatch.tasks:type_name -> kasync.v1.Task
+	16, // 17: kasync.v1.WorkResponse.welcome:type_name -> kasync.v1.WorkerWelcome
+	17, // 18: kasync.v1.WorkResponse.task:type_name -> kasync.v1.Task
+	19, // 19: kasync.v1.WorkResponse.cancel:type_name -> kasync.v1.CancelTask
+	18, // 20: kasync.v1.WorkResponse.tasks:type_name -> kasync.v1.TaskBatch
+	8,  // 21: kasync.v1.Scheduler.Push:input_type -> kasync.v1.PushRequest
+	15, // 22: kasync.v1.Scheduler.Work:input_type -> kasync.v1.WorkRequest
+	9,  // 23: kasync.v1.Scheduler.Push:output_type -> kasync.v1.PushResponse
+	20, // 24: kasync.v1.Scheduler.Work:output_type -> kasync.v1.WorkResponse
+	23, // [23:25] is the sub-list for method output_type
+	21, // [21:23] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_kasync_v1_kasync_proto_init() }
@@ -1606,16 +1784,18 @@ func file_kasync_v1_kasync_proto_init() {
 		(*PushResponse_Credit)(nil),
 		(*PushResponse_Outcomes)(nil),
 	}
-	file_kasync_v1_kasync_proto_msgTypes[13].OneofWrappers = []any{
+	file_kasync_v1_kasync_proto_msgTypes[14].OneofWrappers = []any{
 		(*WorkRequest_Hello)(nil),
 		(*WorkRequest_Credit)(nil),
 		(*WorkRequest_Result)(nil),
 		(*WorkRequest_Heartbeat)(nil),
+		(*WorkRequest_Results)(nil),
 	}
-	file_kasync_v1_kasync_proto_msgTypes[17].OneofWrappers = []any{
+	file_kasync_v1_kasync_proto_msgTypes[19].OneofWrappers = []any{
 		(*WorkResponse_Welcome)(nil),
 		(*WorkResponse_Task)(nil),
 		(*WorkResponse_Cancel)(nil),
+		(*WorkResponse_Tasks)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1623,7 +1803,7 @@ func file_kasync_v1_kasync_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kasync_v1_kasync_proto_rawDesc), len(file_kasync_v1_kasync_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -62,11 +62,24 @@ type SchedulerClient interface {
 	//
 	// Order of messages:
 	//
-	//	worker:    WorkRequest{hello}, then WorkCredit, TaskResult and Heartbeat in any order
-	//	scheduler: WorkResponse{welcome}, then Task and CancelTask in any order.
+	//	worker:    WorkRequest{hello}, then WorkCredit, TaskResult, TaskResultBatch and
+	//	           Heartbeat in any order
+	//	scheduler: WorkResponse{welcome}, then Task, TaskBatch and CancelTask in any order.
+	//
+	// Batches are negotiated, so that either side may be older than the other:
+	//   - the scheduler sends TaskBatch only to a worker whose hello set task_batches;
+	//     to any other worker it sends one Task per message;
+	//   - the worker sends TaskResultBatch only when the welcome set result_batches;
+	//     otherwise it sends one TaskResult, then one WorkCredit, per message.
+	//
+	// A batch means exactly what its items would mean sent one by one, in order
+	// (TaskResultBatch: its results, then its credit). Neither side waits to fill a batch:
+	// a sender puts in one message what is ready when it is free to send, so a lone task
+	// or result goes out at once.
 	//
 	// Errors (gRPC status): INVALID_ARGUMENT for a malformed hello, a result for a task
-	// the worker does not hold, or credit beyond the worker's capacity;
+	// the worker does not hold (also a task answered twice, in one batch or not), a batch
+	// with nothing in it, or credit beyond the worker's capacity;
 	// FAILED_PRECONDITION when the worker offers a function the scheduler does not have.
 	// When the stream ends for any reason, every task the worker held fails as retriable
 	// with reason "worker-lost".
@@ -133,11 +146,24 @@ type SchedulerServer interface {
 	//
 	// Order of messages:
 	//
-	//	worker:    WorkRequest{hello}, then WorkCredit, TaskResult and Heartbeat in any order
-	//	scheduler: WorkResponse{welcome}, then Task and CancelTask in any order.
+	//	worker:    WorkRequest{hello}, then WorkCredit, TaskResult, TaskResultBatch and
+	//	           Heartbeat in any order
+	//	scheduler: WorkResponse{welcome}, then Task, TaskBatch and CancelTask in any order.
+	//
+	// Batches are negotiated, so that either side may be older than the other:
+	//   - the scheduler sends TaskBatch only to a worker whose hello set task_batches;
+	//     to any other worker it sends one Task per message;
+	//   - the worker sends TaskResultBatch only when the welcome set result_batches;
+	//     otherwise it sends one TaskResult, then one WorkCredit, per message.
+	//
+	// A batch means exactly what its items would mean sent one by one, in order
+	// (TaskResultBatch: its results, then its credit). Neither side waits to fill a batch:
+	// a sender puts in one message what is ready when it is free to send, so a lone task
+	// or result goes out at once.
 	//
 	// Errors (gRPC status): INVALID_ARGUMENT for a malformed hello, a result for a task
-	// the worker does not hold, or credit beyond the worker's capacity;
+	// the worker does not hold (also a task answered twice, in one batch or not), a batch
+	// with nothing in it, or credit beyond the worker's capacity;
 	// FAILED_PRECONDITION when the worker offers a function the scheduler does not have.
 	// When the stream ends for any reason, every task the worker held fails as retriable
 	// with reason "worker-lost".

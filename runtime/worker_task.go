@@ -1,0 +1,152 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync/atomic"
+	"time"
+
+	kasyncv1 "github.com/kasync/kasync/proto/kasync/v1"
+	"github.com/kasync/kasync/scheduler"
+	"github.com/kasync/kasync/scheduler/rpc"
+)
+
+// workerTask is one task a session runs. The function runs on the task's own goroutine
+// (no second hop); its ctx carries the task's deadline. The task is answered exactly
+// once, by whichever comes first: the function returning, its timeout (a timer of its
+// own, so a function that ignores its ctx still frees its slot then), or abort
+// (CancelTask, a broken stream, the drain timeout). A function still running when the
+// task is answered is left to finish on its own and its outcome dropped, as
+// Registry.Execute does.
+type workerTask struct {
+	s        *session
+	id       uint64
+	task     Task
+	timeout  time.Duration
+	ctx      context.Context
+	cancel   context.CancelFunc
+	timer    *time.Timer // answers at the timeout; nil without one
+	answered atomic.Bool
+}
+
+// start runs tasks, each on its own goroutine; tasks that arrive while draining are
+// answered at once as retriable, so another worker can take them. The tasks of one
+// message are allocated together and registered under one lock.
+func (s *session) start(pts []*kasyncv1.Task) {
+	w := s.w
+	wts := make([]workerTask, len(pts))
+	now := time.Now()
+	for i, pt := range pts {
+		wts[i].init(s, pt, now)
+	}
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		for i := range wts {
+			wts[i].cancel()
+			s.queue(&pendingResult{id: wts[i].id,
+				o: scheduler.Retriable(scheduler.ReasonShutdown, "the worker is shutting down")}, false)
+		}
+		return
+	}
+	for i := range wts {
+		s.tasks[wts[i].id] = &wts[i]
+	}
+	s.mu.Unlock()
+	w.mu.Lock()
+	w.running += len(wts)
+	w.mu.Unlock()
+	w.tasks.Add(len(wts))
+	for i := range wts {
+		wt := &wts[i]
+		if wt.timeout > 0 {
+			wt.timer = time.AfterFunc(wt.timeout, wt.timedOut)
+		}
+		go wt.run()
+	}
+}
+
+// init sets up the task carried by pt, received at now. Its ctx is not derived from
+// Run's ctx: a drain lets running tasks finish.
+func (wt *workerTask) init(s *session, pt *kasyncv1.Task, now time.Time) {
+	wt.s, wt.id = s, pt.GetTaskId()
+	wt.task = Task{
+		ID:       pt.GetId(),
+		Function: pt.GetFunction(),
+		Key:      pt.GetKey(),
+		Payload:  pt.GetPayload(),
+		Headers:  headersFromProto(pt.GetHeaders()),
+		Attempt:  int(min(pt.GetAttempt(), math.MaxInt32)),
+	}
+	wt.task.heartbeatFunc = wt.heartbeat
+	wt.timeout = rpc.TaskTimeout(pt)
+	if wt.timeout > 0 {
+		wt.ctx, wt.cancel = context.WithDeadline(context.Background(), now.Add(wt.timeout))
+	} else {
+		wt.ctx, wt.cancel = context.WithCancel(context.Background())
+	}
+}
+
+func (wt *workerTask) heartbeat(context.Context) error { return wt.s.heartbeat([]uint64{wt.id}) }
+
+// run runs the function and answers the task, unless it was answered first.
+func (wt *workerTask) run() {
+	t := &wt.task
+	r := wt.s.w.cfg.Registry
+	var o scheduler.Outcome
+	defer func() { // also after a runtime.Goexit
+		if wt.timer != nil {
+			wt.timer.Stop()
+		}
+		wt.answer(o)
+		wt.cancel()
+	}()
+	f, ok := r.Lookup(t.Function)
+	if !ok {
+		o = unknown(t.Function)
+		return
+	}
+	r.call(wt.ctx, f, t, &o)
+}
+
+// timedOut answers the task at its timeout, if the function has not returned.
+func (wt *workerTask) timedOut() {
+	// The ctx is not cancelled here: its own deadline, due just before, ends it with
+	// DeadlineExceeded.
+	if wt.answered.Load() {
+		return
+	}
+	t := &wt.task
+	wt.s.w.cfg.Registry.log().Warn("runtime: function ran past its timeout; its slot is freed and its goroutine left to finish",
+		"function", t.Function, "task", t.ID, "attempt", t.Attempt, "timeout", wt.timeout)
+	wt.answer(scheduler.Retriable(scheduler.ReasonTimeout,
+		fmt.Sprintf("function %q ran past its timeout of %v", t.Function, wt.timeout)))
+}
+
+// abort cancels the task's ctx and answers it as cancelled, if the function has not
+// returned: CancelTask, a broken stream, the drain timeout.
+func (wt *workerTask) abort() {
+	wt.cancel()
+	wt.answer(cancelled(wt.ctx, &wt.task))
+}
+
+// answer finishes the task with o, unless it was answered already.
+func (wt *workerTask) answer(o scheduler.Outcome) {
+	if !wt.answered.CompareAndSwap(false, true) {
+		return
+	}
+	wt.s.finish(wt.id, o)
+	wt.s.w.tasks.Done()
+}
+
+func headersFromProto(hs []*kasyncv1.Header) []scheduler.Header {
+	if len(hs) == 0 {
+		return nil
+	}
+	out := make([]scheduler.Header, len(hs))
+	for i, h := range hs {
+		out[i] = scheduler.Header{Key: string(h.GetKey()), Value: h.GetValue()}
+	}
+	return out
+}

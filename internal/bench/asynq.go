@@ -137,20 +137,9 @@ func (h *harness) runAsynq(ctx context.Context, row *Row) {
 		h.bar.finish("failed")
 		return
 	}
-	res, err := p.awaitResult(ctx, h.o.Stall, nil, h.bar.set)
-	p.stop(15 * time.Second)
-	if err != nil {
-		row.Error = err.Error()
-		h.bar.finish("failed")
+	if !h.measureThroughput(ctx, row, &measured{main: p}, h.redis, cpu0) {
 		return
 	}
-	if cpu1, ok := brokerCPU(h.redis); ok {
-		row.BrokerCPUPerMillion = perMillion(cpu1-cpu0, res.Count)
-	}
-	row.Rate = res.Rate()
-	row.CPUPerMillion = perMillion(p.cpu(), res.Count)
-	row.PeakRSS = p.peakRSS()
-	h.bar.finish(fmt.Sprintf("%s tasks/s", formatCount(row.Rate)))
 
 	rate := h.latencyRate(row.Rate)
 	nl := max(int64(math.Round(rate*h.o.LatencyDuration.Seconds())), 10)
@@ -170,8 +159,5 @@ func (h *harness) runAsynq(ctx context.Context, row *Row) {
 		row.Error = "latency phase: " + err.Error()
 		return
 	}
-	row.Latency = &LatencyFigures{Offered: rate, Achieved: achieved, Count: res.Latency.Count(),
-		P50: Duration(res.Latency.Quantile(0.5)), P99: Duration(res.Latency.Quantile(0.99)),
-		P999: Duration(res.Latency.Quantile(0.999)), Max: Duration(res.Latency.Max())}
-	h.bar.finish(fmt.Sprintf("p50 %s p99 %s p999 %s", formatLatency(time.Duration(row.Latency.P50)), formatLatency(time.Duration(row.Latency.P99)), formatLatency(time.Duration(row.Latency.P999))))
+	row.Latency = h.latencyFigures(res, rate, achieved)
 }

@@ -626,21 +626,9 @@ func (h *harness) runMode(ctx context.Context, row *Row, backlog string) {
 		h.bar.finish("failed")
 		return
 	}
-	res, err := m.main.awaitResult(ctx, h.o.Stall, nil, h.bar.set)
-	m.stop()
-	if err != nil {
-		row.Error = err.Error()
-		h.bar.finish("failed")
+	if !h.measureThroughput(ctx, row, m, h.broker, cpu0) {
 		return
 	}
-	if cpu1, ok := brokerCPU(h.broker); ok {
-		row.BrokerCPUPerMillion = perMillion(cpu1-cpu0, res.Count)
-	}
-	row.Rate = res.Rate()
-	row.CPUPerMillion = perMillion(m.cpu(), res.Count)
-	row.PeakRSS = m.peakRSS()
-	h.bar.finish(fmt.Sprintf("%s tasks/s", formatCount(row.Rate)))
-
 	rate := h.latencyRate(row.Rate)
 	lat, err := h.latencyPhase(ctx, row.Mode, rate)
 	if err != nil {
@@ -648,6 +636,37 @@ func (h *harness) runMode(ctx context.Context, row *Row, backlog string) {
 		return
 	}
 	row.Latency = lat
+}
+
+// measureThroughput waits for the result of m's throughput phase, stops its processes
+// and fills row's throughput figures; broker is the broker's (or Redis's) process, cpu0
+// its CPU time when the phase began. It reports false, with row.Error set, on failure.
+func (h *harness) measureThroughput(ctx context.Context, row *Row, m *measured, broker *proc, cpu0 time.Duration) bool {
+	res, err := m.main.awaitResult(ctx, h.o.Stall, nil, h.bar.set)
+	m.stop()
+	if err != nil {
+		row.Error = err.Error()
+		h.bar.finish("failed")
+		return false
+	}
+	if cpu1, ok := brokerCPU(broker); ok {
+		row.BrokerCPUPerMillion = perMillion(cpu1-cpu0, res.Count)
+	}
+	row.Rate = res.Rate()
+	row.CPUPerMillion = perMillion(m.cpu(), res.Count)
+	row.PeakRSS = m.peakRSS()
+	h.bar.finish(fmt.Sprintf("%s tasks/s", formatCount(row.Rate)))
+	return true
+}
+
+// latencyFigures are the figures of a latency phase offered rate that got res.
+func (h *harness) latencyFigures(res *benchproto.Result, rate, achieved float64) *LatencyFigures {
+	f := &LatencyFigures{Offered: rate, Achieved: achieved, Count: res.Latency.Count(),
+		P50: Duration(res.Latency.Quantile(0.5)), P99: Duration(res.Latency.Quantile(0.99)),
+		P999: Duration(res.Latency.Quantile(0.999)), Max: Duration(res.Latency.Max())}
+	h.bar.finish(fmt.Sprintf("p50 %s p99 %s p999 %s", formatLatency(time.Duration(f.P50)),
+		formatLatency(time.Duration(f.P99)), formatLatency(time.Duration(f.P999))))
+	return f
 }
 
 func perMillion(d time.Duration, n int64) float64 {
@@ -691,11 +710,7 @@ func (h *harness) latencyPhase(ctx context.Context, mode string, rate float64) (
 	if err != nil {
 		return nil, err
 	}
-	f := &LatencyFigures{Offered: rate, Achieved: achieved, Count: res.Latency.Count(),
-		P50: Duration(res.Latency.Quantile(0.5)), P99: Duration(res.Latency.Quantile(0.99)),
-		P999: Duration(res.Latency.Quantile(0.999)), Max: Duration(res.Latency.Max())}
-	h.bar.finish(fmt.Sprintf("p50 %s p99 %s p999 %s", formatLatency(time.Duration(f.P50)), formatLatency(time.Duration(f.P99)), formatLatency(time.Duration(f.P999))))
-	return f, nil
+	return h.latencyFigures(res, rate, achieved), nil
 }
 
 // offer waits for p to be ready (warming it up meanwhile), runs produce, and returns
@@ -729,15 +744,24 @@ func (h *harness) offer(ctx context.Context, p *proc, produce func(context.Conte
 		prod <- produced{rate: r, err: err}
 	}()
 	res, err := p.awaitResult(ctx, h.o.Stall, func() { readyOnce.Do(func() { close(ready) }) }, func(int64) {})
-	cancel()
 	if err != nil {
+		cancel()
 		h.bar.finish("failed")
 		return nil, 0, err
 	}
-	pr := <-prod
-	if pr.err != nil && !errors.Is(pr.err, context.Canceled) {
+	// The child ran every record, so the producer is done or about to be (an Asynq
+	// enqueuer may still be exiting): let it finish rather than cancel it, which would
+	// fail a run that succeeded.
+	var pr produced
+	select {
+	case pr = <-prod:
+	case <-time.After(h.o.Stall):
+		cancel()
+		pr = <-prod
+	}
+	if pr.err != nil {
 		h.bar.finish("failed")
-		return nil, 0, pr.err
+		return nil, 0, fmt.Errorf("producing: %w", pr.err)
 	}
 	return res, pr.rate, nil
 }

@@ -262,3 +262,21 @@ func TestAggregateTakesMediansOverGoodRuns(t *testing.T) {
 	require.InDelta(t, 0.425, med[ModeInProcess+"/"+ModeRaw], 1e-9)
 	require.Equal(t, [2]float64{0.35, 0.5}, rng[ModeInProcess+"/"+ModeRaw])
 }
+
+// A measured child nobody reads any more (its awaitResult returned, or it was never
+// awaited) must still stop: its event reader may not block on a full channel.
+func TestProcUnreadChildStillStops(t *testing.T) {
+	p, err := startProc("chatty", "/bin/sh", []string{"-c", `while :; do echo '{"event":"progress","done":1}'; done`}, true, nil)
+	require.NoError(t, err)
+	time.Sleep(200 * time.Millisecond) // far more events than the channel holds
+	stopped := make(chan struct{})
+	go func() {
+		p.stop(time.Second)
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(20 * time.Second):
+		t.Fatal("stop did not return: the event reader is stuck")
+	}
+}

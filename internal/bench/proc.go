@@ -26,8 +26,13 @@ type proc struct {
 	// fails.
 	stderr *tailBuffer
 
-	events  chan benchproto.Event // measured children only; closed at EOF
-	readErr error                 // why events closed early, if it did
+	events chan benchproto.Event // measured children only; closed at EOF
+	// ignored is closed once no one reads events any more (awaitResult returned, or
+	// the child is being stopped): the reader then discards the rest, so a chatty child
+	// can never keep it, and so Wait and the harness, from finishing.
+	ignored    chan struct{}
+	ignoreOnce sync.Once
+	readErr    error // why events closed early, if it did
 
 	exited chan struct{} // closed when Wait returned
 	err    error         // Wait's error
@@ -36,7 +41,7 @@ type proc struct {
 
 // startProc starts exe args. When measured, its stdout is read as benchproto events.
 func startProc(name, exe string, args []string, measured bool, env []string) (*proc, error) {
-	p := &proc{name: name, stderr: newTailBuffer(40), exited: make(chan struct{})}
+	p := &proc{name: name, stderr: newTailBuffer(40), exited: make(chan struct{}), ignored: make(chan struct{})}
 	p.cmd = exec.Command(exe, args...)
 	p.cmd.Stderr = p.stderr
 	p.cmd.Env = append(os.Environ(), env...)
@@ -73,7 +78,10 @@ func startProc(name, exe string, args []string, measured bool, env []string) (*p
 					}
 					return
 				}
-				p.events <- e
+				select {
+				case p.events <- e:
+				case <-p.ignored:
+				}
 			}
 		}()
 	}
@@ -99,6 +107,7 @@ func (p *proc) stop(grace time.Duration) {
 		return
 	default:
 	}
+	p.ignore()
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.exited:
@@ -108,7 +117,10 @@ func (p *proc) stop(grace time.Duration) {
 }
 
 // kill kills the child's whole process group and waits for it.
+func (p *proc) ignore() { p.ignoreOnce.Do(func() { close(p.ignored) }) }
+
 func (p *proc) kill() {
+	p.ignore()
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	<-p.exited
 }
@@ -144,6 +156,7 @@ func (p *proc) peakRSS() int64 {
 // each progress event. It fails when the child exits without a result, reports no
 // progress for stall, or ctx ends; the child is killed then.
 func (p *proc) awaitResult(ctx context.Context, stall time.Duration, ready func(), progress func(done int64)) (*benchproto.Result, error) {
+	defer p.ignore()
 	timer := time.NewTimer(stall)
 	defer timer.Stop()
 	var last int64 = -1

@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"context"
 	"fmt"
 	"runtime/debug"
 	"sync"
@@ -105,6 +106,12 @@ func (f *function) work() {
 	// another as each gets to run, not all at once on the enqueuer's goroutine; a worker
 	// looping from one attempt to the next wakes none.
 	fresh := true
+	// Attempts run under a context of this worker's own: each attempt's context (an
+	// executor adds its timeout) then registers with a parent that only this goroutine
+	// uses, instead of with the scheduler's, whose lock every worker of every function
+	// would take twice per attempt. Close still reaches every attempt through it.
+	wctx, cancel := context.WithCancel(f.s.ctx)
+	defer cancel()
 	f.mu.Lock()
 	for {
 		for !f.closed && !f.canStart() {
@@ -150,7 +157,7 @@ func (f *function) work() {
 		if f.adapt.latencyFactor > 0 {
 			began = time.Now()
 		}
-		o := f.attempt(e.w)
+		o := f.attempt(wctx, e.w)
 		var latency time.Duration
 		if !began.IsZero() {
 			latency = time.Since(began)
@@ -273,7 +280,7 @@ func rateBurst(r float64) int {
 
 // attempt runs one attempt, turning a panic or an outcome of no known kind into a
 // retriable outcome.
-func (f *function) attempt(w *Workload) (o Outcome) {
+func (f *function) attempt(ctx context.Context, w *Workload) (o Outcome) {
 	defer func() {
 		if v := recover(); v != nil {
 			f.s.logger.Error("scheduler: executor panicked; the attempt counts as retriable",
@@ -281,7 +288,7 @@ func (f *function) attempt(w *Workload) (o Outcome) {
 			o = Retriable(ReasonPanic, fmt.Sprintf("executor panicked: %v", v))
 		}
 	}()
-	o = f.cfg.Executor.Execute(f.s.ctx, w, f.cfg.Timeout)
+	o = f.cfg.Executor.Execute(ctx, w, f.cfg.Timeout)
 	switch o.Kind {
 	case OutcomeSuccess, OutcomeRetriable, OutcomeFatal:
 		return o

@@ -239,7 +239,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	h.report.Rows = aggregate(runs)
 	if o.Lateness {
-		h.report.Lateness = h.runLateness(ctx, backlog)
+		h.report.Lateness = h.runLateness(ctx)
 	}
 	h.report.Ratios, h.report.RatioRanges = medianRatios(runs)
 	h.report.Took = Duration(time.Since(began).Round(time.Millisecond))
@@ -769,7 +769,7 @@ func (h *harness) offer(ctx context.Context, p *proc, produce func(context.Conte
 // runLateness measures the delay rungs: records produced at a steady rate all fail
 // their first attempt with a 100ms backoff on a 10ms/50ms/200ms ladder; the lateness
 // of their second attempts is measured against the due times the rung records carry.
-func (h *harness) runLateness(ctx context.Context, _ string) *Lateness {
+func (h *harness) runLateness(ctx context.Context) *Lateness {
 	ladder := []time.Duration{10 * time.Millisecond, 50 * time.Millisecond, 200 * time.Millisecond}
 	backoff := 100 * time.Millisecond
 	l := &Lateness{Backoff: Duration(backoff)}

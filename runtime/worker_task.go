@@ -76,7 +76,7 @@ func (wt *workerTask) init(s *session, pt *kasyncv1.Task, now time.Time) {
 		Function: pt.GetFunction(),
 		Key:      pt.GetKey(),
 		Payload:  pt.GetPayload(),
-		Headers:  headersFromProto(pt.GetHeaders()),
+		Headers:  rpc.HeadersFromProto(pt.GetHeaders()),
 		Attempt:  int(min(pt.GetAttempt(), math.MaxInt32)),
 	}
 	wt.task.heartbeatFunc = wt.heartbeat
@@ -138,15 +138,4 @@ func (wt *workerTask) answer(o scheduler.Outcome) {
 	}
 	wt.s.finish(wt.id, o)
 	wt.s.w.tasks.Done()
-}
-
-func headersFromProto(hs []*kasyncv1.Header) []scheduler.Header {
-	if len(hs) == 0 {
-		return nil
-	}
-	out := make([]scheduler.Header, len(hs))
-	for i, h := range hs {
-		out[i] = scheduler.Header{Key: string(h.GetKey()), Value: h.GetValue()}
-	}
-	return out
 }

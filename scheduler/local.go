@@ -160,8 +160,8 @@ func (st *localStream) Push(ctx context.Context, batch []Pushed) error {
 		next := st.takeTickets(n)
 		st.mu.Unlock()
 
-		// Enqueue may answer on this goroutine (after the scheduler closed), and
-		// answer takes st.mu, so it is called without the lock. A ticket's next is
+		// Enqueueing takes the function's lock; it is done without st.mu, so that
+		// Push never holds both (answers are lock-free and need neither). A ticket's next is
 		// read before its workload is handed over: from then on its done may run, and
 		// reuse next, at any time.
 		st.s.EnqueueBatch(n, func(i int) (*Workload, func(Outcome)) {

@@ -57,7 +57,7 @@ func WorkloadFromProto(pw *kasyncv1.Workload) (*scheduler.Workload, error) {
 		Function: pw.GetFunction(),
 		Key:      pw.GetKey(),
 		Payload:  pw.GetPayload(),
-		Headers:  headersFromProto(pw.GetHeaders()),
+		Headers:  HeadersFromProto(pw.GetHeaders()),
 		Attempt:  int(pw.GetAttempt()),
 		Priority: pw.GetPriority(),
 		Source:   pw.GetSource(),
@@ -79,7 +79,8 @@ func headersToProto(hs []scheduler.Header) []*kasyncv1.Header {
 	return out
 }
 
-func headersFromProto(hs []*kasyncv1.Header) []scheduler.Header {
+// HeadersFromProto converts wire headers (nil for none); the SDK worker shares it.
+func HeadersFromProto(hs []*kasyncv1.Header) []scheduler.Header {
 	if len(hs) == 0 {
 		return nil
 	}
@@ -221,7 +222,7 @@ func TaskWorkload(t *kasyncv1.Task) *scheduler.Workload {
 		Function: t.GetFunction(),
 		Key:      t.GetKey(),
 		Payload:  t.GetPayload(),
-		Headers:  headersFromProto(t.GetHeaders()),
+		Headers:  HeadersFromProto(t.GetHeaders()),
 		Attempt:  int(min(t.GetAttempt(), math.MaxInt32)),
 		Priority: t.GetPriority(),
 		Source:   t.GetSource(),

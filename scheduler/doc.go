@@ -26,7 +26,8 @@
 //
 //  1. Give every Function a unique Name, Concurrency >= 1, Timeout > 0 and an
 //     Executor whose Execute returns once its ctx is done (Close waits for it); a
-//     Tenant that Config.Tenants names (or "" for "default").
+//     Tenant that Config.Tenants names (or "" for "default"). An InlineExecutor's
+//     ExecuteInline need not return then (guarantee 18).
 //  2. Not modify a workload between Enqueue (or Push) and its outcome.
 //  3. Keep done callbacks and deliver funcs short: they run on the goroutines that
 //     dispatch the next attempts and deliver the next results.
@@ -43,7 +44,9 @@
 //  3. At most Concurrency attempts of a function run at once, and a function never
 //     has more worker goroutines than its Concurrency, so the scheduler runs at most
 //     sum(Concurrency) + 1 goroutines, plus one per open Local stream and one per
-//     Retry-After hold timer firing (TestWorkersBounded).
+//     Retry-After hold timer firing (TestWorkersBounded). Not counted: a goroutine
+//     an InlineExecutor's function still holds after its attempt was taken over
+//     (guarantee 18); it is no longer a worker and ends when the function returns.
 //  4. A function's waiting workloads start highest Priority first, in admission order
 //     within a priority; every tenth start takes the oldest waiting workload of any
 //     priority, so a flood of high priorities never starves a low one

@@ -17,7 +17,8 @@ type function struct {
 	cfg    Function
 	tenant *tenant
 
-	limiter *rate.Limiter // nil: no rate limit
+	limiter *rate.Limiter  // nil: no rate limit
+	inline  InlineExecutor // the Executor, when it runs attempts inline; else nil
 	// gated: a wait (a rate limit's token, the arbiter's slot) comes before each
 	// start, so a worker claims a queued workload, waits, then pops.
 	gated bool
@@ -95,23 +96,39 @@ func (f *function) do(a wakeAction) {
 // work is one worker: it runs queued attempts one at a time until Close. A function
 // never has more than Concurrency workers, so never more running attempts; the
 // adaptive limit and holds keep surplus workers waiting on cond.
+//
+// With an InlineExecutor the attempts run on this goroutine (see inline). One that
+// outlives its timeout, or Close, is answered by a watchdog, which starts another
+// worker in this one's place; this goroutine then leaves the loop when the function
+// returns, no longer counted as a worker.
 func (f *function) work() {
-	defer f.s.workers.Done()
 	var slot *slotWaiter
 	if f.s.arb != nil {
 		slot = newSlotWaiter()
 	}
-	// fresh: the worker was just started or woken. A fresh worker that takes work
-	// passes the wake-up on when more could start, so a burst wakes workers one after
-	// another as each gets to run, not all at once on the enqueuer's goroutine; a worker
-	// looping from one attempt to the next wakes none.
-	fresh := true
 	// Attempts run under a context of this worker's own: each attempt's context (an
 	// executor adds its timeout) then registers with a parent that only this goroutine
 	// uses, instead of with the scheduler's, whose lock every worker of every function
 	// would take twice per attempt. Close still reaches every attempt through it.
 	wctx, cancel := context.WithCancel(f.s.ctx)
-	defer cancel()
+	var in *inline
+	if f.inline != nil {
+		in = f.newInline(wctx, f.inline)
+	}
+	defer func() {
+		if in != nil {
+			in.exit()
+		}
+		cancel()
+		if in == nil || !in.abandoned {
+			f.s.workers.Done()
+		}
+	}()
+	// fresh: the worker was just started or woken. A fresh worker that takes work
+	// passes the wake-up on when more could start, so a burst wakes workers one after
+	// another as each gets to run, not all at once on the enqueuer's goroutine; a worker
+	// looping from one attempt to the next wakes none.
+	fresh := true
 	f.mu.Lock()
 	for {
 		for !f.closed && !f.canStart() {
@@ -146,40 +163,52 @@ func (f *function) work() {
 			continue
 		}
 		f.active++
-		seq := f.adapt.Start()
+		at := attempt{e: e, seq: f.adapt.Start(), slot: slot}
 		f.running.Add(1)
 		a := f.passOn(fresh)
 		fresh = false
 		f.mu.Unlock()
 		f.do(a)
 
-		var began time.Time
-		if f.adapt.latencyFactor > 0 {
-			began = time.Now()
+		var o Outcome
+		if in != nil {
+			if o, ok = in.run(wctx, &at); !ok {
+				return // taken over and answered; another worker took this one's place
+			}
+		} else {
+			if f.adapt.latencyFactor > 0 {
+				at.began = time.Now()
+			}
+			o = f.attempt(wctx, e.w, nil)
 		}
-		o := f.attempt(wctx, e.w)
-		var latency time.Duration
-		if !began.IsZero() {
-			latency = time.Since(began)
-		}
-		switch o.Kind {
-		case OutcomeSuccess:
-			f.succeeded.Add(1)
-		case OutcomeFatal:
-			f.fatal.Add(1)
-		default:
-			f.retriable.Add(1)
-		}
-		f.running.Add(-1)
-		if slot != nil {
-			f.s.arb.release(f.tenant.idx, slot, time.Since(slot.at))
-		}
-		e.done(o)
-
-		f.mu.Lock()
-		f.active--
-		f.observe(seq, o, latency)
+		f.finish(&at, o)
 	}
+}
+
+// finish ends an attempt with o: counts it, frees its arbiter slot, answers it and
+// feeds the adaptive limit. It returns with f.mu held.
+func (f *function) finish(a *attempt, o Outcome) {
+	var latency time.Duration
+	if f.adapt.latencyFactor > 0 && !a.began.IsZero() {
+		latency = time.Since(a.began)
+	}
+	switch o.Kind {
+	case OutcomeSuccess:
+		f.succeeded.Add(1)
+	case OutcomeFatal:
+		f.fatal.Add(1)
+	default:
+		f.retriable.Add(1)
+	}
+	f.running.Add(-1)
+	if a.slot != nil {
+		f.s.arb.release(f.tenant.idx, a.slot, time.Since(a.slot.at))
+	}
+	a.e.done(o)
+
+	f.mu.Lock()
+	f.active--
+	f.observe(a.seq, o, latency)
 }
 
 // waitTurn waits for the function's rate limit, its tenant's rate limit and a slot
@@ -278,9 +307,9 @@ func rateBurst(r float64) int {
 	return max(1, int(r/10))
 }
 
-// attempt runs one attempt, turning a panic or an outcome of no known kind into a
-// retriable outcome.
-func (f *function) attempt(ctx context.Context, w *Workload) (o Outcome) {
+// attempt runs one attempt, inline when in is set, turning a panic or an outcome of
+// no known kind into a retriable outcome.
+func (f *function) attempt(ctx context.Context, w *Workload, in InlineExecutor) (o Outcome) {
 	defer func() {
 		if v := recover(); v != nil {
 			f.s.logger.Error("scheduler: executor panicked; the attempt counts as retriable",
@@ -288,7 +317,11 @@ func (f *function) attempt(ctx context.Context, w *Workload) (o Outcome) {
 			o = Retriable(ReasonPanic, fmt.Sprintf("executor panicked: %v", v))
 		}
 	}()
-	o = f.cfg.Executor.Execute(ctx, w, f.cfg.Timeout)
+	if in != nil {
+		o = in.ExecuteInline(ctx, w)
+	} else {
+		o = f.cfg.Executor.Execute(ctx, w, f.cfg.Timeout)
+	}
 	switch o.Kind {
 	case OutcomeSuccess, OutcomeRetriable, OutcomeFatal:
 		return o

@@ -32,6 +32,8 @@ type Scheduler struct {
 	reg      prometheus.Registerer // nil: no metrics
 	metrics  *collector
 
+	epoch time.Time // the origin of inline workers' monotonic deadlines
+
 	// ctx is the parent of every attempt; Close cancels it.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -55,6 +57,7 @@ func New(cfg Config) (*Scheduler, error) {
 		fns:      make(map[string]*function, len(cfg.Functions)),
 		maxBytes: cfg.MaxWorkloadBytes,
 		logger:   cfg.Logger,
+		epoch:    time.Now(),
 		ctx:      ctx,
 		cancel:   cancel,
 	}
@@ -67,6 +70,7 @@ func New(cfg Config) (*Scheduler, error) {
 		if fc.Rate > 0 {
 			f.limiter = rate.NewLimiter(rate.Limit(fc.Rate), rateBurst(fc.Rate))
 		}
+		f.inline, _ = fc.Executor.(InlineExecutor)
 		f.gated = f.limiter != nil || f.tenant.limiter != nil || s.arb != nil
 		f.cond.L = &f.mu
 		f.tenant.fns = append(f.tenant.fns, f)

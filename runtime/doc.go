@@ -1,10 +1,10 @@
 // Package runtime executes functions: the code users register to run once per
 // event. It knows tasks and outcomes, not Kafka or offsets.
 //
-// A Registry maps names to Funcs. It runs them in-process as a scheduler.Executor
-// (the dev mode, tests, embedding kasync in a Go program), and the Go SDK worker
-// (Worker, in worker.go) serves the same registry to a remote scheduler over gRPC,
-// running each task through Registry.RunTask.
+// A Registry maps names to Funcs. It runs them in-process as a
+// scheduler.InlineExecutor (the dev mode, tests, embedding kasync in a Go
+// program), and the Go SDK worker (Worker, in worker.go) serves the same registry
+// to a remote scheduler over gRPC, running each task through Registry.RunTask.
 //
 // A function reports what should happen next through the error it returns, as
 // river's jobs do:
@@ -35,7 +35,12 @@
 //     function returns, at the timeout, or when the caller's ctx is.
 //  3. Execute and RunTask return by the timeout even if the function ignores its
 //     ctx: the function runs on a goroutine of its own, which is then left to finish
-//     on its own and its result dropped (logged at warn level). Such a goroutine is
-//     the one goroutine this package does not stop; it ends when the function does.
+//     on its own and its result dropped (logged at warn level). Behind a scheduler,
+//     the Registry is a scheduler.InlineExecutor: ExecuteInline runs the function on
+//     the scheduler worker's goroutine, without that goroutine or a timer per
+//     attempt, and the scheduler answers at the timeout or Close and leaves the
+//     function's goroutine in the same way (the scheduler's guarantee 18). Such a
+//     goroutine is the one goroutine this package does not stop; it ends when the
+//     function does.
 //  4. Registration is safe concurrently with execution; lookups take no lock.
 package runtime

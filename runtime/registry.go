@@ -104,6 +104,26 @@ func (r *Registry) Execute(ctx context.Context, w *scheduler.Workload, timeout t
 	return r.run(ctx, f, a, &a.task, timeout)
 }
 
+// ExecuteInline runs one attempt of w with the function registered under w.Function
+// on the calling goroutine; it implements scheduler.InlineExecutor, which the
+// scheduler prefers to Execute: an in-process attempt then costs no goroutine,
+// channel or timer of its own. The scheduler enforces the timeout and shutdown (ctx
+// carries the deadline), so a function that ignores its ctx still has its attempt
+// answered at the timeout; it goes on running on the goroutine that called it.
+//
+// Its outcomes are Execute's, except ReasonTimeout and ReasonShutdown for a
+// function still running, which the scheduler gives.
+func (r *Registry) ExecuteInline(ctx context.Context, w *scheduler.Workload) scheduler.Outcome {
+	f, ok := r.Lookup(w.Function)
+	if !ok {
+		return unknown(w.Function)
+	}
+	t := &Task{ID: w.ID, Function: w.Function, Key: w.Key, Payload: w.Payload, Headers: w.Headers, Attempt: w.Attempt}
+	var o scheduler.Outcome
+	r.call(ctx, f, t, &o)
+	return o
+}
+
 // RunTask runs t with the function registered under t.Function, as Execute does.
 // The SDK worker calls it after setting t's heartbeat.
 func (r *Registry) RunTask(ctx context.Context, t *Task, timeout time.Duration) scheduler.Outcome {

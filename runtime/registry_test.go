@@ -252,3 +252,44 @@ func TestRegistryAsSchedulerExecutor(t *testing.T) {
 	}
 	require.Equal(t, map[scheduler.OutcomeKind]int{scheduler.OutcomeSuccess: 1, scheduler.OutcomeFatal: 1}, kinds)
 }
+
+// TestRegistryInlineBehindScheduler: behind a scheduler the registry runs functions
+// on the scheduler's worker goroutines (ExecuteInline); the scheduler still answers
+// a function that ignores its ctx at the timeout, and the function sees its deadline.
+func TestRegistryInlineBehindScheduler(t *testing.T) {
+	t.Parallel()
+	r, _ := newRegistry(t)
+	var _ scheduler.InlineExecutor = r
+	release := make(chan struct{})
+	finished := make(chan struct{})
+	r.MustRegister("stubborn", func(context.Context, *kruntime.Task) error {
+		defer close(finished)
+		<-release
+		return nil
+	})
+	r.MustRegister("polite", func(ctx context.Context, _ *kruntime.Task) error {
+		if _, ok := ctx.Deadline(); !ok {
+			return kruntime.Fatal(errors.New("no deadline"))
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	s, err := scheduler.New(scheduler.Config{
+		Logger: slog.New(slog.DiscardHandler),
+		Functions: []scheduler.Function{
+			{Name: "stubborn", Concurrency: 1, Timeout: 20 * time.Millisecond, Executor: r},
+			{Name: "polite", Concurrency: 1, Timeout: 20 * time.Millisecond, Executor: r},
+		},
+	})
+	require.NoError(t, err)
+	defer s.Close()
+	for _, name := range []string{"stubborn", "polite"} {
+		got := make(chan scheduler.Outcome, 1)
+		s.Enqueue(&scheduler.Workload{ID: "a", Function: name, Attempt: 1}, func(o scheduler.Outcome) { got <- o })
+		o := <-got
+		require.Equal(t, scheduler.OutcomeRetriable, o.Kind, name)
+		require.Equal(t, scheduler.ReasonTimeout, o.Reason, name)
+	}
+	close(release)
+	<-finished
+}

@@ -135,6 +135,7 @@ func (in *inline) run(wctx context.Context, a *attempt) (o Outcome, ok bool) {
 func (in *inline) takeOver(o Outcome) {
 	f := in.f
 	a := &in.cur
+	_ = a.ctx.Err() // fixes DeadlineExceeded, or the shutdown's Canceled, before Release
 	a.ctx.Release()
 	f.finish(a, o)
 	f.workers--

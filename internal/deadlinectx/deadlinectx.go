@@ -52,7 +52,7 @@ func (c *Context) Err() error {
 	if c.lazyErr() == nil {
 		return nil
 	}
-	return c.end(nil)
+	return c.end()
 }
 
 // lazyErr is the error the context has now, judged from its parent and the clock.
@@ -66,24 +66,18 @@ func (c *Context) lazyErr() error {
 	return nil
 }
 
-// end fixes the context's error, if nothing did before, and returns it: what it is
-// done with now, or else fallback (Release's context.Canceled). It takes no lock:
-// build, which does, looks at ended again after publishing real, so between the two
-// a real context is never left live after its error was fixed.
-func (c *Context) end(fallback error) error {
+// end fixes the context's error, if nothing did before, to what it is done with now,
+// and returns it (nil while it is live). It takes no lock: build, which does, looks
+// at ended again after publishing real, so between the two a real context is never
+// left live after its error was fixed.
+func (c *Context) end() error {
 	if b := c.ended.Load(); b != nil {
 		return b.err
 	}
 	if r := c.real.Load(); r != nil {
-		if fallback != nil {
-			r.cancel()
-		}
 		return r.ctx.Err()
 	}
 	err := c.lazyErr()
-	if err == nil {
-		err = fallback
-	}
 	if err == nil {
 		return nil
 	}
@@ -124,9 +118,24 @@ func (c *Context) Value(key any) any {
 	return c.parent.Value(key)
 }
 
-// Release ends the context: it is done with context.Canceled from now on, unless it
-// was done already.
-func (c *Context) Release() { _ = c.end(context.Canceled) }
+// Release ends the context: from now on it is done, with the error it reported
+// before if it reported one (by Err, Value or Done), else with context.Canceled. It
+// reads no clock, so a deadline that passed unnoticed gives Canceled too; call Err
+// first to have DeadlineExceeded then.
+func (c *Context) Release() {
+	if c.ended.Load() != nil {
+		return
+	}
+	if r := c.real.Load(); r != nil {
+		r.cancel()
+		return
+	}
+	if c.ended.CompareAndSwap(nil, canceled) {
+		if r := c.real.Load(); r != nil { // built meanwhile, seeing no error yet
+			r.cancel()
+		}
+	}
+}
 
 // build returns the real context, making it on first use: a context.WithDeadline of
 // the parent while the context is live, or, once its error is fixed, a context done

@@ -77,8 +77,9 @@ func TestLikeWithDeadline(t *testing.T) {
 		{name: "deadline passed", d: soon, act: func(pair) { time.Sleep(2 * soon) }, done: true},
 		{name: "parent cancelled", d: time.Hour, act: func(p pair) { p.parent() }, done: true},
 		{name: "released", d: time.Hour, act: func(p pair) { p.lazy.Release(); p.wantCancel() }, done: true},
-		{name: "released after the deadline", d: soon, act: func(p pair) {
+		{name: "released after the deadline, looked at first", d: soon, act: func(p pair) {
 			time.Sleep(2 * soon)
+			_ = p.lazy.Err()
 			p.lazy.Release()
 			p.wantCancel()
 		}, done: true},
@@ -105,6 +106,17 @@ func TestLikeWithDeadline(t *testing.T) {
 			})
 		}
 	}
+}
+
+// Release reads no clock: a deadline that passed unnoticed ends as Canceled, for good.
+func TestReleaseAfterAnUnnoticedDeadline(t *testing.T) {
+	t.Parallel()
+	c := New(context.Background(), time.Now().Add(-time.Second))
+	c.Release()
+	require.ErrorIs(t, c.Err(), context.Canceled)
+	<-c.Done()
+	require.ErrorIs(t, c.Err(), context.Canceled)
+	require.ErrorIs(t, context.Cause(c), context.Canceled)
 }
 
 func TestParentDeadlineEarlier(t *testing.T) {

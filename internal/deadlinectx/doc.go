@@ -12,17 +12,19 @@
 //
 // What a caller must do:
 //
-//  1. Call Release when the attempt ends, once; after it the context is done with
-//     context.Canceled, unless it was done already.
+//  1. Call Release when the attempt ends. After it the context is done with the
+//     error it reported before, or else context.Canceled: Release reads no clock, so
+//     call Err before it to have DeadlineExceeded for a deadline that passed.
 //
 // What the package guarantees:
 //
 //  1. It behaves as context.WithDeadline(parent, deadline) would, with Release as its
-//     cancel func: Deadline is the earlier of the two deadlines; Err is nil until the
+//     cancel func (but for the clock, point 1 above): Deadline is the earlier of the two deadlines; Err is nil until the
 //     parent is done, the deadline has passed or Release was called, then
 //     context.Canceled or context.DeadlineExceeded for good; Done closes then;
 //     Value and context.Cause see through to the parent; contexts derived from it
 //     are cancelled with it, without a goroutine of their own (TestLikeWithDeadline).
-//  2. Until the first Done it allocates nothing and arms no timer; Err costs a
-//     clock read and the parent's Err (BenchmarkUnused).
+//  2. Until the first Done it allocates nothing more and arms no timer; Release
+//     costs two atomic loads and a CAS, Err a clock read and the parent's Err
+//     (BenchmarkUnused).
 package deadlinectx

@@ -216,7 +216,27 @@ func (g *Guard) Observe(fn string, failed bool) (active bool) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return g.observeLocked(fn, s, g.now(), failed)
+}
+
+// ObserveSuccesses records n successful attempts of fn at once, exactly as n calls of
+// Observe(fn, false) at one instant would, with one lock and one clock reading: the
+// tailer reports the successes of a batch of results together.
+func (g *Guard) ObserveSuccesses(fn string, n int) {
+	if g == nil || n <= 0 {
+		return
+	}
+	s := g.state(fn)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	now := g.now()
+	for range n {
+		g.observeLocked(fn, s, now, false)
+	}
+}
+
+// observeLocked is Observe with s.mu held, at now.
+func (g *Guard) observeLocked(fn string, s *fnGuard, now time.Time, failed bool) bool {
 	if s.active.Load() {
 		if failed {
 			return true

@@ -571,3 +571,31 @@ func BenchmarkGuardActive(b *testing.B) {
 		}
 	})
 }
+
+// TestObserveSuccessesIsRepeatedObserve: a random history of successes and failures,
+// fed to one guard one outcome at a time and to another with each run of successes
+// as one ObserveSuccesses, leaves both in the same state at every step, across
+// trips, probes and window expiry.
+func TestObserveSuccessesIsRepeatedObserve(t *testing.T) {
+	t.Parallel()
+	for seed := range uint64(30) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		cfg := GuardConfig{Window: time.Second, MinOutcomes: 10, Threshold: 0.6}
+		one, batched := guardSetup(t, cfg), guardSetup(t, cfg)
+		for step := range 300 {
+			d := time.Duration(rng.IntN(200)) * time.Millisecond
+			one.clock.Advance(d)
+			batched.clock.Advance(d)
+			if rng.IntN(3) == 0 {
+				n := rng.IntN(5)
+				for range n {
+					one.g.Observe("f", false)
+				}
+				batched.g.ObserveSuccesses("f", n)
+			} else {
+				require.Equal(t, one.g.Observe("f", true), batched.g.Observe("f", true))
+			}
+			require.Equal(t, one.g.Snapshot(), batched.g.Snapshot(), "seed %d step %d", seed, step)
+		}
+	}
+}

@@ -23,6 +23,16 @@ const deliverChunk = 64
 func (t *Tailer) deliver(results []scheduler.Result) {
 	var buf [deliverChunk]*entry
 	c := completer{t: t}
+	// Successes go to the storm guard in runs of one function, one call per run; a
+	// run ends before any other outcome, so the guard sees outcomes in order, and at a
+	// success of a function whose guard is on: that is the probe, which must turn the
+	// guard off before complete looks at it to resume the partition.
+	var okFn string
+	okRun := 0
+	flush := func() {
+		t.observeSuccesses(okFn, okRun)
+		okRun = 0
+	}
 	for len(results) > 0 {
 		chunk := results[:min(len(results), deliverChunk)]
 		results = results[len(chunk):]
@@ -36,15 +46,24 @@ func (t *Tailer) deliver(results []scheduler.Result) {
 			switch {
 			case e == nil: // a duplicate result; the first one counted
 			case chunk[i].Outcome.Kind == scheduler.OutcomeSuccess:
-				t.observe(e.w.Function, false)
+				if fn := e.w.Function; fn != okFn {
+					flush()
+					okFn = fn
+				}
+				okRun++
+				if !t.stormOver(okFn) {
+					flush()
+				}
 				c.succeeded++
 				c.complete(e)
 			default:
+				flush()
 				c.unlock() // handle takes partition locks of its own
 				t.handle(e, chunk[i].Outcome)
 			}
 		}
 	}
+	flush()
 	c.finish()
 }
 
@@ -115,6 +134,13 @@ func (t *Tailer) observe(function string, failed bool) bool {
 		return false
 	}
 	return t.cfg.Guard.Observe(function, failed)
+}
+
+// observeSuccesses reports n successes of function to the storm guard, if there is one.
+func (t *Tailer) observeSuccesses(function string, n int) {
+	if t.cfg.Guard != nil && n > 0 {
+		t.cfg.Guard.ObserveSuccesses(function, n)
+	}
 }
 
 // stormOver reports whether function's storm guard is off.

@@ -108,6 +108,9 @@ type Guard interface {
 	// success (fatal outcomes are the record's fault and are not reported). It returns
 	// whether the function's guard is on.
 	Observe(function string, failed bool) bool
+	// ObserveSuccesses records n successful attempts of function at once, as n calls
+	// of Observe(function, false) would.
+	ObserveSuccesses(function string, n int)
 	// Active reports whether the function's guard is on.
 	Active(function string) bool
 }

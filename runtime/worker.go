@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/kasync/kasync/internal/backoff"
+	"github.com/kasync/kasync/scheduler/rpc"
 )
 
 // Worker defaults.
@@ -92,7 +93,7 @@ func (c WorkerConfig) withDefaults() WorkerConfig {
 	}
 	c.MaxReconnectBackoff = max(c.MaxReconnectBackoff, c.ReconnectBackoff)
 	// Insecure credentials come first, so that credentials in DialOptions replace them.
-	c.DialOptions = append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, c.DialOptions...)
+	c.DialOptions = append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()), rpc.DialOption()}, c.DialOptions...)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

@@ -162,7 +162,7 @@ func (n *Node) startScheduler() error {
 		return fmt.Errorf("node: node.grpc_listen %s: %w (is another kasync running? pick another address)", n.cfg.Node.GRPCListen, err)
 	}
 	n.grpcLis = lis
-	n.grpcSrv = grpc.NewServer(grpc.WaitForHandlers(true))
+	n.grpcSrv = grpc.NewServer(grpc.WaitForHandlers(true), rpc.ServerOption())
 	srv.Register(n.grpcSrv)
 	return nil
 }
@@ -391,7 +391,7 @@ func (n *Node) tailerScheduler() (tailer.Scheduler, error) {
 		}
 		return scheduler.NewLocal(n.sched, window), nil
 	}
-	conn, err := grpc.NewClient(n.opts.SchedulerAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(n.opts.SchedulerAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), rpc.DialOption())
 	if err != nil {
 		return nil, fmt.Errorf("node: scheduler address %q: %w", n.opts.SchedulerAddr, err)
 	}

@@ -72,6 +72,7 @@ func aggregate(runs [][]Row) []Row {
 				P99:      Duration(lp(func(l *LatencyFigures) float64 { return float64(l.P99) })),
 				P999:     Duration(lp(func(l *LatencyFigures) float64 { return float64(l.P999) })),
 				Max:      Duration(lp(func(l *LatencyFigures) float64 { return float64(l.Max) })),
+				AckP99:   Duration(lp(func(l *LatencyFigures) float64 { return float64(l.AckP99) })),
 			}
 			if len(runs) > 1 {
 				for _, r := range lat {

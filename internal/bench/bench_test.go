@@ -100,6 +100,11 @@ func TestHarnessSmallRun(t *testing.T) {
 		require.Equal(t, int64(max(row.Latency.Offered*0.4+0.5, 10)), row.Latency.Count, "%s: every latency record is counted once", row.Mode)
 		require.Positive(t, int64(row.Latency.P99), row.Mode)
 		require.LessOrEqual(t, row.Latency.P50, row.Latency.P99)
+		if row.Mode == ModeAsynq {
+			require.Zero(t, row.Latency.AckP99, "Asynq has no Kafka producer to time")
+		} else {
+			require.Positive(t, int64(row.Latency.AckP99), "%s: produce → ack not measured", row.Mode)
+		}
 	}
 	require.Contains(t, r.Ratios, ModeInProcess+"/"+ModeRaw)
 	require.NotNil(t, r.Lateness)

@@ -218,7 +218,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return nil, err
 		}
 		h.bar.phase("producing the backlog", int64(o.Records))
-		if h.producerPeak, err = h.produce(ctx, backlog, int64(o.Records), 0, o.Size); err != nil {
+		if h.producerPeak, err = h.produce(ctx, backlog, int64(o.Records), 0, o.Size, nil); err != nil {
 			return nil, err
 		}
 		h.report.ProducerRate = h.producerPeak
@@ -374,18 +374,33 @@ func (h *harness) createTopic(ctx context.Context, topic string) error {
 	return nil
 }
 
+// ackLatency is a histogram of produce → acknowledgement latencies, fed from the
+// producer's callbacks.
+type ackLatency struct {
+	mu sync.Mutex
+	h  benchproto.Histogram
+}
+
 // produce produces n records to topic, paced at rate per second (0: as fast as the
 // client goes), and returns the rate achieved. Each is stamped when handed to the
-// client.
-func (h *harness) produce(ctx context.Context, topic string, n int64, rate float64, size int) (float64, error) {
+// client; with acks set, the time from the stamp to the broker's acknowledgement of
+// each record is recorded in it.
+func (h *harness) produce(ctx context.Context, topic string, n int64, rate float64, size int, acks *ackLatency) (float64, error) {
 	var (
 		failed  atomic.Pointer[error]
 		pending sync.WaitGroup
 		acked   atomic.Int64
 	)
-	done := func(_ *kgo.Record, err error) {
+	done := func(r *kgo.Record, err error) {
 		if err != nil {
 			failed.CompareAndSwap(nil, &err)
+		} else if acks != nil {
+			if at, ok := benchproto.Stamped(r.Value); ok {
+				d := time.Since(at)
+				acks.mu.Lock()
+				acks.h.Record(d)
+				acks.mu.Unlock()
+			}
 		}
 		acked.Add(1)
 		pending.Done()
@@ -704,13 +719,18 @@ func (h *harness) latencyPhase(ctx context.Context, mode string, rate float64) (
 		return nil, err
 	}
 	defer m.stop()
+	var acks ackLatency
 	res, achieved, err := h.offer(ctx, m.main, func(ctx context.Context) (float64, error) {
-		return h.produce(ctx, topic, n, rate, h.o.Size)
+		return h.produce(ctx, topic, n, rate, h.o.Size, &acks)
 	}, func(ctx context.Context, ready <-chan struct{}) { h.warmUp(ctx, topic, ready) })
 	if err != nil {
 		return nil, err
 	}
-	return h.latencyFigures(res, rate, achieved), nil
+	f := h.latencyFigures(res, rate, achieved)
+	acks.mu.Lock()
+	f.AckP99 = Duration(acks.h.Quantile(0.99))
+	acks.mu.Unlock()
+	return f, nil
 }
 
 // offer waits for p to be ready (warming it up meanwhile), runs produce, and returns
@@ -810,7 +830,7 @@ func (h *harness) runLateness(ctx context.Context) *Lateness {
 	}
 	h.track(p)
 	res, _, err := h.offer(ctx, p, func(ctx context.Context) (float64, error) {
-		return h.produce(ctx, topic, n, rate, h.o.Size)
+		return h.produce(ctx, topic, n, rate, h.o.Size, nil)
 	}, func(ctx context.Context, ready <-chan struct{}) { h.warmUp(ctx, topic, ready) })
 	p.stop(15 * time.Second)
 	if err != nil {

@@ -93,6 +93,11 @@ type LatencyFigures struct {
 	P99      Duration `json:"p99"`
 	P999     Duration `json:"p999"`
 	Max      Duration `json:"max"`
+	// AckP99 is the 99th percentile of produce → broker acknowledgement of the same
+	// records, as the harness's producer saw it: the part of the latency spent before
+	// a consumer could read the record at all, mostly the producer and broker queueing
+	// for the machine's CPU. Zero for Asynq (no Kafka producer).
+	AckP99 Duration `json:"ack_p99,omitempty"`
 }
 
 // Lateness is the delay-rung measurement: retries on a millisecond ladder under load.

@@ -31,19 +31,24 @@ func WriteTable(w io.Writer, r *Report) error {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mode\ttasks/s\tspread\tCPU s/M\tbroker CPU s/M\tpeak RSS\tlatency at\tp50\tp99\tp999\t")
+	fmt.Fprintln(tw, "mode\ttasks/s\tspread\tCPU s/M\tbroker CPU s/M\tpeak RSS\tlatency at\tp50\tp99\tp999\tack p99\t")
 	for _, row := range r.Rows {
 		switch {
 		case row.Skipped != "":
-			fmt.Fprintf(tw, "%s\tskipped\t\t\t\t\t\t\t\t\t\n", row.Mode)
+			fmt.Fprintf(tw, "%s\tskipped\t\t\t\t\t\t\t\t\t\t\n", row.Mode)
 			continue
 		case row.Error != "" && row.Rate == 0:
-			fmt.Fprintf(tw, "%s\tfailed\t\t\t\t\t\t\t\t\t\n", row.Mode)
+			fmt.Fprintf(tw, "%s\tfailed\t\t\t\t\t\t\t\t\t\t\n", row.Mode)
 			continue
 		}
-		lat := "\t\t\t\t"
+		lat := "\t\t\t\t\t"
 		if l := row.Latency; l != nil {
-			lat = fmt.Sprintf("%s/s\t%s\t%s\t%s\t", formatCount(l.Achieved), formatLatency(time.Duration(l.P50)), formatLatency(time.Duration(l.P99)), formatLatency(time.Duration(l.P999)))
+			ack := "-"
+			if l.AckP99 > 0 {
+				ack = formatLatency(time.Duration(l.AckP99))
+			}
+			lat = fmt.Sprintf("%s/s\t%s\t%s\t%s\t%s\t", formatCount(l.Achieved), formatLatency(time.Duration(l.P50)),
+				formatLatency(time.Duration(l.P99)), formatLatency(time.Duration(l.P999)), ack)
 		}
 		spread := "-"
 		if len(row.Rates) > 1 {

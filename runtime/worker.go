@@ -144,8 +144,10 @@ func (c WorkerConfig) validate() error {
 //     finished task's slot is credited after its TaskResult. One sender goroutine per
 //     stream sends what has finished when it is free: a TaskResultBatch (results, then
 //     their credit) to a scheduler whose welcome offered it, else TaskResult messages
-//     and then one WorkCredit. It never waits for more. The worker takes TaskBatch
-//     messages (task_batches in its hello). (TestWorkerSpeaksOneByOneToAnOldScheduler)
+//     and then one WorkCredit; plain successes go as packed task ids when the welcome
+//     offered packed_successes. It never waits for more. The worker takes TaskBatch
+//     messages (task_batches in its hello). (TestWorkerSpeaksOneByOneToAnOldScheduler,
+//     TestWorkerPacksSuccessesWhenOffered)
 //  2. Every task gets exactly one TaskResult on the stream that delivered it, unless that
 //     stream breaks first; then the scheduler has taken it as lost (it re-dispatches
 //     the same attempt to a live worker), and the worker cancels its context (its work

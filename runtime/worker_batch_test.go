@@ -16,11 +16,14 @@ import (
 )
 
 // oldScheduler is a scheduler from before batches: its welcome does not offer result
-// batches and it sends one Task per message. It records what the worker sends.
+// batches (unless welcome says otherwise) and it sends one Task per message. It
+// records what the worker sends.
 type oldScheduler struct {
 	kasyncv1.UnimplementedSchedulerServer
-	tasks int
-	got   chan *kasyncv1.WorkRequest
+	tasks   int
+	welcome *kasyncv1.WorkerWelcome // nil: an empty welcome
+	odd     string                  // function of the odd-numbered tasks; "" for "f"
+	got     chan *kasyncv1.WorkRequest
 }
 
 func (o *oldScheduler) Work(stream grpc.BidiStreamingServer[kasyncv1.WorkRequest, kasyncv1.WorkResponse]) error {
@@ -29,11 +32,19 @@ func (o *oldScheduler) Work(stream grpc.BidiStreamingServer[kasyncv1.WorkRequest
 		return err
 	}
 	o.got <- hello
-	if err := stream.Send(&kasyncv1.WorkResponse{Msg: &kasyncv1.WorkResponse_Welcome{Welcome: &kasyncv1.WorkerWelcome{}}}); err != nil {
+	welcome := o.welcome
+	if welcome == nil {
+		welcome = &kasyncv1.WorkerWelcome{}
+	}
+	if err := stream.Send(&kasyncv1.WorkResponse{Msg: &kasyncv1.WorkResponse_Welcome{Welcome: welcome}}); err != nil {
 		return err
 	}
 	for i := range o.tasks {
-		task := &kasyncv1.Task{TaskId: uint64(i + 1), Id: "old/0/1", Function: "f", Attempt: 1, TimeoutMs: 60000}
+		fn := "f"
+		if i%2 == 0 && o.odd != "" { // task ids are i+1
+			fn = o.odd
+		}
+		task := &kasyncv1.Task{TaskId: uint64(i + 1), Id: "old/0/1", Function: fn, Attempt: 1, TimeoutMs: 60000}
 		if err := stream.Send(&kasyncv1.WorkResponse{Msg: &kasyncv1.WorkResponse_Task{Task: task}}); err != nil {
 			return err
 		}
@@ -92,6 +103,69 @@ func TestWorkerSpeaksOneByOneToAnOldScheduler(t *testing.T) {
 		}
 	}
 	require.NoError(t, stop())
+}
+
+// With result batches, successes travel as packed task ids only when the welcome
+// offers them; failures always go whole.
+func TestWorkerPacksSuccessesWhenOffered(t *testing.T) {
+	t.Parallel()
+	for _, packed := range []bool{false, true} {
+		const n = 20
+		sched := &oldScheduler{tasks: n, odd: "fails", got: make(chan *kasyncv1.WorkRequest, 4*n),
+			welcome: &kasyncv1.WorkerWelcome{ResultBatches: true, PackedSuccesses: packed}}
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		g := grpc.NewServer()
+		kasyncv1.RegisterSchedulerServer(g, sched)
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			_ = g.Serve(lis)
+		}()
+		reg := NewRegistry()
+		reg.MustRegister("f", func(context.Context, *Task) error { return nil })
+		reg.MustRegister("fails", func(context.Context, *Task) error { return errors.New("nope") })
+		stop, _, _ := runWorker(t, newTestWorker(t, lis.Addr().String(), reg, func(cfg *WorkerConfig) { cfg.Capacity = n }))
+		<-sched.got // hello
+		ended := map[uint64]scheduler.OutcomeKind{}
+		deadline := time.After(waitTimeout)
+		for len(ended) < n {
+			select {
+			case m := <-sched.got:
+				b := m.GetResults()
+				require.NotNil(t, b, "a worker offered batches sends TaskResultBatch, got %T", m.GetMsg())
+				if !packed {
+					require.Empty(t, b.GetSucceeded(), "packed successes sent to a scheduler that did not offer them")
+				}
+				for _, id := range b.GetSucceeded() {
+					require.NotContains(t, ended, id)
+					ended[id] = scheduler.OutcomeSuccess
+				}
+				for _, r := range b.GetResults() {
+					require.NotContains(t, ended, r.GetTaskId())
+					if packed {
+						require.NotEqual(t, kasyncv1.OutcomeKind_OUTCOME_KIND_SUCCESS, r.GetKind(), "a plain success sent whole")
+					}
+					ended[r.GetTaskId()] = map[kasyncv1.OutcomeKind]scheduler.OutcomeKind{
+						kasyncv1.OutcomeKind_OUTCOME_KIND_SUCCESS:   scheduler.OutcomeSuccess,
+						kasyncv1.OutcomeKind_OUTCOME_KIND_RETRIABLE: scheduler.OutcomeRetriable,
+					}[r.GetKind()]
+				}
+			case <-deadline:
+				t.Fatalf("packed=%v: %d of %d tasks ended", packed, len(ended), n)
+			}
+		}
+		for id, kind := range ended {
+			want := scheduler.OutcomeSuccess
+			if id%2 == 1 {
+				want = scheduler.OutcomeRetriable
+			}
+			require.Equal(t, want, kind, "task %d", id)
+		}
+		require.NoError(t, stop())
+		g.Stop()
+		<-served
+	}
 }
 
 func TestWorkerTaskContextAndGoexit(t *testing.T) {

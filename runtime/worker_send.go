@@ -68,19 +68,12 @@ func (s *session) flush() {
 }
 
 // sendBatches sends rs as TaskResultBatch messages of at most maxResultsPerBatch
-// results, the credit in the last one. Callers hold sendMu.
+// results, the credit in the last one; plain successes go as packed task ids when the
+// scheduler takes them. Callers hold sendMu.
 func (s *session) sendBatches(rs []pendingResult, credit uint32) error {
 	for first := true; first || len(rs) > 0; first = false {
 		n := min(len(rs), maxResultsPerBatch)
-		// Fresh memory per message (gRPC may read it after Send returns); the results
-		// of a batch are one allocation.
-		results := make([]kasyncv1.TaskResult, n)
-		ptrs := make([]*kasyncv1.TaskResult, n)
-		for i := range n {
-			rpc.FillTaskResult(&results[i], rs[i].id, rs[i].o)
-			ptrs[i] = &results[i]
-		}
-		b := &kasyncv1.TaskResultBatch{Results: ptrs}
+		b := resultBatch(rs[:n], s.packed)
 		if n == len(rs) {
 			b.Credit = credit
 		}
@@ -90,6 +83,36 @@ func (s *session) sendBatches(rs []pendingResult, credit uint32) error {
 		rs = rs[n:]
 	}
 	return nil
+}
+
+// resultBatch is the wire form of rs. Fresh memory per message (gRPC may read it after
+// Send returns); the results of a batch are one allocation.
+func resultBatch(rs []pendingResult, packed bool) *kasyncv1.TaskResultBatch {
+	b := &kasyncv1.TaskResultBatch{}
+	others := len(rs)
+	if packed {
+		ok := 0
+		for _, r := range rs {
+			if rpc.IsPlainSuccess(r.o) {
+				ok++
+			}
+		}
+		b.Succeeded = make([]uint64, 0, ok)
+		others -= ok
+	}
+	results := make([]kasyncv1.TaskResult, others)
+	b.Results = make([]*kasyncv1.TaskResult, others)
+	i := 0
+	for _, r := range rs {
+		if packed && rpc.IsPlainSuccess(r.o) {
+			b.Succeeded = append(b.Succeeded, r.id)
+			continue
+		}
+		rpc.FillTaskResult(&results[i], r.id, r.o)
+		b.Results[i] = &results[i]
+		i++
+	}
+	return b
 }
 
 // sendOneByOne is the protocol for schedulers that do not take batches: one

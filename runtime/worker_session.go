@@ -31,6 +31,7 @@ type session struct {
 	w       *Worker
 	stream  grpc.BidiStreamingClient[kasyncv1.WorkRequest, kasyncv1.WorkResponse]
 	batches bool // the scheduler takes TaskResultBatch (its welcome said so); set before any send
+	packed  bool // ... and successes as TaskResultBatch.succeeded
 
 	sendMu sync.Mutex
 	dead   bool            // guarded by sendMu
@@ -88,13 +89,14 @@ func (w *Worker) serve(ctx context.Context, addr string) (welcomed bool, err err
 		return false, fmt.Errorf("runtime: worker: scheduler %s answered the hello with %T, not a welcome", addr, msg.GetMsg())
 	}
 	s.batches = msg.GetWelcome().GetResultBatches()
+	s.packed = s.batches && msg.GetWelcome().GetPackedSuccesses()
 	if !stopAbort() {
 		return true, ctx.Err() // ctx ended during the hello; nothing ran yet
 	}
 	var schedTimeout time.Duration
 	s.beatEvery, schedTimeout = w.heartbeatInterval(stream)
 	w.log.Info("connected to scheduler", "addr", addr, "functions", w.cfg.Registry.Names(), "capacity", w.cfg.Capacity,
-		"heartbeat", s.beatEvery, "heartbeat_timeout", schedTimeout, "result_batches", s.batches)
+		"heartbeat", s.beatEvery, "heartbeat_timeout", schedTimeout, "result_batches", s.batches, "packed_successes", s.packed)
 
 	var wg sync.WaitGroup
 	defer wg.Wait()

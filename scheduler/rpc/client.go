@@ -151,7 +151,7 @@ func (st *clientStream) connect(ctx context.Context) (*wire, int, error) {
 		wcancel()
 		return nil, 0, err
 	}
-	hello := &kasyncv1.PushRequest{Msg: &kasyncv1.PushRequest_Hello{Hello: &kasyncv1.PushHello{Tailer: st.name}}}
+	hello := &kasyncv1.PushRequest{Msg: &kasyncv1.PushRequest_Hello{Hello: &kasyncv1.PushHello{Tailer: st.name, PackedSuccesses: true}}}
 	if err := stream.Send(hello); err != nil {
 		_, err = stream.Recv() // the real error is the stream's status
 		wcancel()
@@ -365,7 +365,11 @@ func (st *clientStream) read(w *wire) error {
 			st.mu.Unlock()
 			st.sendChunks(w, chunks)
 		case *kasyncv1.PushResponse_Outcomes:
-			rs := make([]scheduler.Result, 0, len(m.Outcomes.GetOutcomes()))
+			ok := m.Outcomes.GetSucceeded()
+			rs := make([]scheduler.Result, 0, len(ok)+len(m.Outcomes.GetOutcomes()))
+			for _, token := range ok {
+				rs = append(rs, scheduler.Result{Token: token, Outcome: scheduler.Success()})
+			}
 			for _, po := range m.Outcomes.GetOutcomes() {
 				r, err := OutcomeFromProto(po)
 				if err != nil {

@@ -173,6 +173,11 @@ func FillTaskResult(r *kasyncv1.TaskResult, id uint64, o scheduler.Outcome) {
 	r.RetryAfterMs = po.RetryAfterMs
 }
 
+// IsPlainSuccess reports whether o is a success and nothing more (no reason, error
+// or retry-after): what a packed success token (OutcomeBatch.succeeded,
+// TaskResultBatch.succeeded) stands for.
+func IsPlainSuccess(o scheduler.Outcome) bool { return o == scheduler.Success() }
+
 // TaskResultFromProto converts a worker's task result to an outcome.
 func TaskResultFromProto(r *kasyncv1.TaskResult) (scheduler.Outcome, error) {
 	kind, err := KindFromProto(r.GetKind())

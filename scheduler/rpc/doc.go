@@ -85,4 +85,12 @@
 //     kept, cancels in between); one that did not gets one Task per message. The sender
 //     takes what is queued when it is free and never waits for more, so a lone task goes
 //     out at once. (TestSendMsgsBatchesRunsOfTasks, TestWorkOldWorkerGetsOneTaskPerMessage)
+//  12. Packed successes. A plain success (no reason, error or retry-after) travels as a
+//     varint, not an Outcome or TaskResult message: in OutcomeBatch.succeeded to a
+//     tailer whose PushHello set packed_successes (this package's client does), and in
+//     TaskResultBatch.succeeded from a worker the WorkerWelcome offered it to (this
+//     server does). Each means exactly the message it replaces; a peer that did not
+//     ask gets whole messages. (TestPushPackedSuccessesNegotiated,
+//     TestWorkPackedSuccesses, FuzzTaskResultBatch, runtime's
+//     TestWorkerPacksSuccessesWhenOffered)
 package rpc

@@ -419,17 +419,17 @@ func (p *WorkerPool) creditLocked(wk *poolWorker, n uint32) error {
 
 // result answers a task.
 func (p *WorkerPool) result(wk *poolWorker, r *kasyncv1.TaskResult) error {
-	return p.results(wk, []*kasyncv1.TaskResult{r}, 0)
+	return p.results(wk, nil, []*kasyncv1.TaskResult{r}, 0)
 }
 
-// results answers tasks, in order, then adds credit (when positive) to the worker's
-// free capacity, as that many TaskResult messages and then a WorkCredit would: a batch
-// takes the pool's lock once. A result for a task the worker does not hold (unknown,
-// or answered already, also earlier in the same batch) is a protocol error; so is a
-// batch with neither results nor credit.
-func (p *WorkerPool) results(wk *poolWorker, rs []*kasyncv1.TaskResult, credit uint32) error {
-	if len(rs) == 0 && credit == 0 {
-		return fmt.Errorf("%w: TaskResultBatch has no results and no credit", errProtocol)
+// results answers tasks: those in succeeded with a plain success, then those in rs in
+// order, then adds credit (when positive) to the worker's free capacity, as that many
+// TaskResult messages and then a WorkCredit would: a batch takes the pool's lock once.
+// A result for a task the worker does not hold (unknown, or answered already, also
+// earlier in the same batch) is a protocol error; so is a batch with nothing in it.
+func (p *WorkerPool) results(wk *poolWorker, succeeded []uint64, rs []*kasyncv1.TaskResult, credit uint32) error {
+	if len(succeeded) == 0 && len(rs) == 0 && credit == 0 {
+		return fmt.Errorf("%w: TaskResultBatch has no results, no succeeded tasks and no credit", errProtocol)
 	}
 	// Checked before anything is applied; the outcomes are converted outside the lock.
 	var one [1]scheduler.Outcome
@@ -446,21 +446,34 @@ func (p *WorkerPool) results(wk *poolWorker, rs []*kasyncv1.TaskResult, credit u
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for i, r := range rs {
-		task, ok := wk.tasks[r.GetTaskId()]
-		if !ok {
-			return fmt.Errorf("%w: TaskResult for task %d, which this worker does not hold (unknown or already answered)", errProtocol, r.GetTaskId())
+	for _, id := range succeeded {
+		if err := p.endLocked(wk, id, scheduler.Success()); err != nil {
+			return err
 		}
-		delete(wk.tasks, task.id)
-		if !task.abandoned {
-			p.stopTimeoutLocked(task)
-			task.result <- taskEnd{Outcome: outcomes[i]}
+	}
+	for i, r := range rs {
+		if err := p.endLocked(wk, r.GetTaskId(), outcomes[i]); err != nil {
+			return err
 		}
 	}
 	if credit > 0 {
 		return p.creditLocked(wk, credit)
 	}
 	p.aliveLocked(wk)
+	return nil
+}
+
+// endLocked ends task id of wk with o, unless the scheduler gave up on it already.
+func (p *WorkerPool) endLocked(wk *poolWorker, id uint64, o scheduler.Outcome) error {
+	task, ok := wk.tasks[id]
+	if !ok {
+		return fmt.Errorf("%w: TaskResult for task %d, which this worker does not hold (unknown or already answered)", errProtocol, id)
+	}
+	delete(wk.tasks, task.id)
+	if !task.abandoned {
+		p.stopTimeoutLocked(task)
+		task.result <- taskEnd{Outcome: o}
+	}
 	return nil
 }
 

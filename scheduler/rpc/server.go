@@ -99,7 +99,8 @@ func (s *Server) Push(stream grpc.BidiStreamingServer[kasyncv1.PushRequest, kasy
 	}
 	log := s.log.With("tailer", hello.GetTailer())
 
-	ps := &pushStream{stream: stream, notify: make(chan struct{}, 1), stop: make(chan struct{})}
+	ps := &pushStream{stream: stream, notify: make(chan struct{}, 1), stop: make(chan struct{}),
+		packed: hello.GetPackedSuccesses()}
 	// The first grant is sent before the sender starts, so it always comes first.
 	if err := stream.Send(creditMsg(s.opts.PushWindow)); err != nil {
 		return err
@@ -179,6 +180,38 @@ type pushTask struct {
 
 func (t *pushTask) done(o scheduler.Outcome) { t.ps.add(t.token, o) }
 
+// outcomeBatch is the wire form of rs: plain successes as packed tokens when packed,
+// every other outcome as an Outcome. Fresh arrays per message: gRPC may read a sent
+// message lazily (stats handlers), so nothing in it is reused; the outcomes are one
+// allocation.
+func outcomeBatch(rs []scheduler.Result, packed bool) *kasyncv1.OutcomeBatch {
+	b := &kasyncv1.OutcomeBatch{}
+	others := len(rs)
+	if packed {
+		ok := 0
+		for _, r := range rs {
+			if IsPlainSuccess(r.Outcome) {
+				ok++
+			}
+		}
+		b.Succeeded = make([]uint64, 0, ok)
+		others -= ok
+	}
+	protos := make([]kasyncv1.Outcome, others)
+	b.Outcomes = make([]*kasyncv1.Outcome, others)
+	i := 0
+	for _, r := range rs {
+		if packed && IsPlainSuccess(r.Outcome) {
+			b.Succeeded = append(b.Succeeded, r.Token)
+			continue
+		}
+		outcomeToProto(&protos[i], r.Token, r.Outcome)
+		b.Outcomes[i] = &protos[i]
+		i++
+	}
+	return b
+}
+
 func creditMsg(n int) *kasyncv1.PushResponse {
 	return &kasyncv1.PushResponse{Msg: &kasyncv1.PushResponse_Credit{Credit: &kasyncv1.Credit{Workloads: uint32(n)}}}
 }
@@ -190,6 +223,7 @@ type pushStream struct {
 	stream grpc.BidiStreamingServer[kasyncv1.PushRequest, kasyncv1.PushResponse]
 	notify chan struct{} // buffered 1: outcomes are waiting
 	stop   chan struct{} // closed by end
+	packed bool          // the tailer takes successes as OutcomeBatch.succeeded
 
 	mu      sync.Mutex
 	credit  int                // workloads the tailer may still send
@@ -250,16 +284,8 @@ func (ps *pushStream) sendLoop() error {
 		ps.mu.Unlock()
 		for rest := all; len(rest) > 0; {
 			n := min(len(rest), maxOutcomesPerBatch)
-			// Fresh arrays per message: gRPC may read a sent message lazily (stats
-			// handlers), so nothing in it is reused. The outcomes are one allocation.
-			protos := make([]kasyncv1.Outcome, n)
-			ptrs := make([]*kasyncv1.Outcome, n)
-			for i, r := range rest[:n] {
-				outcomeToProto(&protos[i], r.Token, r.Outcome)
-				ptrs[i] = &protos[i]
-			}
 			msg := &kasyncv1.PushResponse{Msg: &kasyncv1.PushResponse_Outcomes{
-				Outcomes: &kasyncv1.OutcomeBatch{Outcomes: ptrs},
+				Outcomes: outcomeBatch(rest[:n], ps.packed),
 			}}
 			if err := ps.stream.Send(msg); err != nil {
 				return err

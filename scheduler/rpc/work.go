@@ -40,7 +40,7 @@ func (s *Server) Work(stream grpc.BidiStreamingServer[kasyncv1.WorkRequest, kasy
 		strconv.FormatInt(s.pool.HeartbeatTimeout().Milliseconds(), 10))); err != nil {
 		return err
 	}
-	welcome := &kasyncv1.WorkerWelcome{ResultBatches: true}
+	welcome := &kasyncv1.WorkerWelcome{ResultBatches: true, PackedSuccesses: true}
 	if err := stream.Send(&kasyncv1.WorkResponse{Msg: &kasyncv1.WorkResponse_Welcome{Welcome: welcome}}); err != nil {
 		return err
 	}
@@ -81,7 +81,7 @@ func (s *Server) serveWorker(stream grpc.BidiStreamingServer[kasyncv1.WorkReques
 		case *kasyncv1.WorkRequest_Result:
 			err = s.pool.result(wk, m.Result)
 		case *kasyncv1.WorkRequest_Results:
-			err = s.pool.results(wk, m.Results.GetResults(), m.Results.GetCredit())
+			err = s.pool.results(wk, m.Results.GetSucceeded(), m.Results.GetResults(), m.Results.GetCredit())
 		case *kasyncv1.WorkRequest_Heartbeat:
 			s.pool.heartbeat(wk, m.Heartbeat.GetTaskIds())
 		case *kasyncv1.WorkRequest_Hello:

@@ -28,6 +28,7 @@ func dialBatchWorker(t *testing.T, e *env, id string, capacity uint32) *rawWorke
 	msg, err := stream.Recv()
 	require.NoError(t, err)
 	require.True(t, msg.GetWelcome().GetResultBatches(), "the welcome offers result batches")
+	require.True(t, msg.GetWelcome().GetPackedSuccesses(), "the welcome offers packed successes")
 	return &rawWorker{stream: stream, cancel: cancel}
 }
 
@@ -54,6 +55,10 @@ func recvTasks(t *testing.T, w *rawWorker, n int) (tasks []*kasyncv1.Task, msgs 
 
 func resultBatch(credit uint32, rs ...*kasyncv1.TaskResult) *kasyncv1.WorkRequest {
 	return &kasyncv1.WorkRequest{Msg: &kasyncv1.WorkRequest_Results{Results: &kasyncv1.TaskResultBatch{Results: rs, Credit: credit}}}
+}
+
+func packedBatch(succeeded []uint64, rs ...*kasyncv1.TaskResult) *kasyncv1.WorkRequest {
+	return &kasyncv1.WorkRequest{Msg: &kasyncv1.WorkRequest_Results{Results: &kasyncv1.TaskResultBatch{Succeeded: succeeded, Results: rs}}}
 }
 
 func TestWorkBatchesBothWays(t *testing.T) {
@@ -144,7 +149,13 @@ func TestWorkResultBatchViolations(t *testing.T) {
 		want     string
 		answered bool
 	}{
-		"empty batch":       {func(uint64) *kasyncv1.WorkRequest { return resultBatch(0) }, "no results and no credit", false},
+		"empty batch": {func(uint64) *kasyncv1.WorkRequest { return resultBatch(0) }, "no results, no succeeded tasks and no credit", false},
+		"packed unknown": {func(h uint64) *kasyncv1.WorkRequest {
+			return packedBatch([]uint64{h + 1000}, ok(h))
+		}, "does not hold", false},
+		"packed, then result again": {func(h uint64) *kasyncv1.WorkRequest {
+			return packedBatch([]uint64{h}, ok(h))
+		}, "does not hold", true},
 		"unknown task":      {func(h uint64) *kasyncv1.WorkRequest { return resultBatch(0, ok(h+1000), ok(h)) }, "does not hold", false},
 		"answered, unknown": {func(h uint64) *kasyncv1.WorkRequest { return resultBatch(0, ok(h), ok(h+1000)) }, "does not hold", true},
 		"duplicate":         {func(h uint64) *kasyncv1.WorkRequest { return resultBatch(0, ok(h), ok(h)) }, "does not hold", true},
@@ -347,6 +358,9 @@ func FuzzTaskResultBatch(f *testing.F) {
 		{Results: []*kasyncv1.TaskResult{ok(1), ok(1)}},
 		{Results: []*kasyncv1.TaskResult{ok(3), {TaskId: 2}}, Credit: 9},
 		{Results: []*kasyncv1.TaskResult{{TaskId: 1, Kind: kasyncv1.OutcomeKind_OUTCOME_KIND_FATAL, Reason: "fatal", Error: "e"}}},
+		{Succeeded: []uint64{1, 2}, Credit: 2},
+		{Succeeded: []uint64{1}, Results: []*kasyncv1.TaskResult{ok(1)}},
+		{Succeeded: []uint64{2, 9}, Results: []*kasyncv1.TaskResult{ok(3)}, Credit: 1},
 	} {
 		data, err := proto.Marshal(b)
 		require.NoError(f, err)
@@ -367,7 +381,7 @@ func FuzzTaskResultBatch(f *testing.F) {
 			wk.tasks[tasks[i].id] = tasks[i]
 		}
 		p.mu.Unlock()
-		err := p.results(wk, b.GetResults(), b.GetCredit())
+		err := p.results(wk, b.GetSucceeded(), b.GetResults(), b.GetCredit())
 		if err != nil {
 			require.ErrorIs(t, err, errProtocol)
 		}

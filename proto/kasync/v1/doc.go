@@ -19,7 +19,10 @@
 //     (WorkerHello.capacity, then WorkCredit); a worker answers every Task with exactly one
 //     TaskResult, also after a CancelTask. Batches (TaskBatch, TaskResultBatch) are used
 //     only when the peer announced it takes them (WorkerHello.task_batches,
-//     WorkerWelcome.result_batches) and mean exactly their items sent one by one.
+//     WorkerWelcome.result_batches) and mean exactly their items sent one by one; so
+//     do packed successes (OutcomeBatch.succeeded, TaskResultBatch.succeeded), sent
+//     only to a peer that announced them (PushHello.packed_successes,
+//     WorkerWelcome.packed_successes).
 //  5. When a Work stream ends, each task the worker held fails as retriable with reason
 //     "worker-lost"; nothing else is affected.
 //  6. Fields are only added, never renumbered or reused.

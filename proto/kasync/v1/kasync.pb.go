@@ -372,9 +372,12 @@ func (x *Outcome) GetRetryAfterMs() int64 {
 type PushHello struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// tailer is the name of the tailer; used in logs and metrics. Required.
-	Tailer        string `protobuf:"bytes,1,opt,name=tailer,proto3" json:"tailer,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Tailer string `protobuf:"bytes,1,opt,name=tailer,proto3" json:"tailer,omitempty"`
+	// packed_successes says the tailer understands OutcomeBatch.succeeded. A tailer
+	// that does not set it gets every outcome as an Outcome message.
+	PackedSuccesses bool `protobuf:"varint,2,opt,name=packed_successes,json=packedSuccesses,proto3" json:"packed_successes,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *PushHello) Reset() {
@@ -412,6 +415,13 @@ func (x *PushHello) GetTailer() string {
 		return x.Tailer
 	}
 	return ""
+}
+
+func (x *PushHello) GetPackedSuccesses() bool {
+	if x != nil {
+		return x.PackedSuccesses
+	}
+	return false
 }
 
 // WorkloadBatch is a group of workloads sent by the tailer. The number of workloads
@@ -513,8 +523,14 @@ func (x *Credit) GetWorkloads() uint32 {
 // (not the order of the workloads).
 type OutcomeBatch struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// outcomes are the outcomes of the batch; at least one.
-	Outcomes      []*Outcome `protobuf:"bytes,1,rep,name=outcomes,proto3" json:"outcomes,omitempty"`
+	// outcomes are the outcomes of the batch. A batch has at least one outcome or one
+	// succeeded token.
+	Outcomes []*Outcome `protobuf:"bytes,1,rep,name=outcomes,proto3" json:"outcomes,omitempty"`
+	// succeeded are the tokens of workloads whose attempt succeeded, as that many
+	// Outcome{token, kind: OUTCOME_KIND_SUCCESS} with no other field would be: a
+	// varint each instead of a message each. Sent only to a tailer whose hello set
+	// packed_successes.
+	Succeeded     []uint64 `protobuf:"varint,2,rep,packed,name=succeeded,proto3" json:"succeeded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -552,6 +568,13 @@ func (*OutcomeBatch) Descriptor() ([]byte, []int) {
 func (x *OutcomeBatch) GetOutcomes() []*Outcome {
 	if x != nil {
 		return x.Outcomes
+	}
+	return nil
+}
+
+func (x *OutcomeBatch) GetSucceeded() []uint64 {
+	if x != nil {
+		return x.Succeeded
 	}
 	return nil
 }
@@ -950,14 +973,18 @@ func (x *TaskResult) GetRetryAfterMs() int64 {
 }
 
 // TaskResultBatch is a group of task results, then credit, in one message. Sent by a
-// worker only when the WorkerWelcome set result_batches. It has at least one result or
-// a positive credit.
+// worker only when the WorkerWelcome set result_batches. It has at least one result,
+// one succeeded task_id or a positive credit.
 type TaskResultBatch struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// results end tasks, as that many TaskResult messages would, in this order. A task
 	// may be answered only once: a second result for it (in this batch or later) is a
 	// protocol error.
 	Results []*TaskResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	// succeeded are the task_ids of tasks that succeeded, ending them, before results,
+	// as that many TaskResult{task_id, kind: OUTCOME_KIND_SUCCESS} with no other field
+	// would. Sent only when the WorkerWelcome set packed_successes.
+	Succeeded []uint64 `protobuf:"varint,3,rep,packed,name=succeeded,proto3" json:"succeeded,omitempty"`
 	// credit, when positive, is a WorkCredit{n: credit} applied after the results: the
 	// worker frees the slots of the tasks answered here (and of earlier ones) in the
 	// same message.
@@ -999,6 +1026,13 @@ func (*TaskResultBatch) Descriptor() ([]byte, []int) {
 func (x *TaskResultBatch) GetResults() []*TaskResult {
 	if x != nil {
 		return x.Results
+	}
+	return nil
+}
+
+func (x *TaskResultBatch) GetSucceeded() []uint64 {
+	if x != nil {
+		return x.Succeeded
 	}
 	return nil
 }
@@ -1201,8 +1235,10 @@ type WorkerWelcome struct {
 	// result_batches says the scheduler understands WorkRequest.results
 	// (TaskResultBatch). Without it the worker sends one TaskResult per message.
 	ResultBatches bool `protobuf:"varint,1,opt,name=result_batches,json=resultBatches,proto3" json:"result_batches,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// packed_successes says the scheduler understands TaskResultBatch.succeeded.
+	PackedSuccesses bool `protobuf:"varint,2,opt,name=packed_successes,json=packedSuccesses,proto3" json:"packed_successes,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *WorkerWelcome) Reset() {
@@ -1238,6 +1274,13 @@ func (*WorkerWelcome) Descriptor() ([]byte, []int) {
 func (x *WorkerWelcome) GetResultBatches() bool {
 	if x != nil {
 		return x.ResultBatches
+	}
+	return false
+}
+
+func (x *WorkerWelcome) GetPackedSuccesses() bool {
+	if x != nil {
+		return x.PackedSuccesses
 	}
 	return false
 }
@@ -1620,15 +1663,17 @@ const file_kasync_v1_kasync_proto_rawDesc = "" +
 	"\x04kind\x18\x02 \x01(\x0e2\x16.kasync.v1.OutcomeKindR\x04kind\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x14\n" +
 	"\x05error\x18\x04 \x01(\tR\x05error\x12$\n" +
-	"\x0eretry_after_ms\x18\x05 \x01(\x03R\fretryAfterMs\"#\n" +
+	"\x0eretry_after_ms\x18\x05 \x01(\x03R\fretryAfterMs\"N\n" +
 	"\tPushHello\x12\x16\n" +
-	"\x06tailer\x18\x01 \x01(\tR\x06tailer\"B\n" +
+	"\x06tailer\x18\x01 \x01(\tR\x06tailer\x12)\n" +
+	"\x10packed_successes\x18\x02 \x01(\bR\x0fpackedSuccesses\"B\n" +
 	"\rWorkloadBatch\x121\n" +
 	"\tworkloads\x18\x01 \x03(\v2\x13.kasync.v1.WorkloadR\tworkloads\"&\n" +
 	"\x06Credit\x12\x1c\n" +
-	"\tworkloads\x18\x01 \x01(\rR\tworkloads\">\n" +
+	"\tworkloads\x18\x01 \x01(\rR\tworkloads\"\\\n" +
 	"\fOutcomeBatch\x12.\n" +
-	"\boutcomes\x18\x01 \x03(\v2\x12.kasync.v1.OutcomeR\boutcomes\"t\n" +
+	"\boutcomes\x18\x01 \x03(\v2\x12.kasync.v1.OutcomeR\boutcomes\x12\x1c\n" +
+	"\tsucceeded\x18\x02 \x03(\x04R\tsucceeded\"t\n" +
 	"\vPushRequest\x12,\n" +
 	"\x05hello\x18\x01 \x01(\v2\x14.kasync.v1.PushHelloH\x00R\x05hello\x120\n" +
 	"\x05batch\x18\x02 \x01(\v2\x18.kasync.v1.WorkloadBatchH\x00R\x05batchB\x05\n" +
@@ -1652,9 +1697,10 @@ const file_kasync_v1_kasync_proto_rawDesc = "" +
 	"\x04kind\x18\x02 \x01(\x0e2\x16.kasync.v1.OutcomeKindR\x04kind\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x14\n" +
 	"\x05error\x18\x04 \x01(\tR\x05error\x12$\n" +
-	"\x0eretry_after_ms\x18\x05 \x01(\x03R\fretryAfterMs\"Z\n" +
+	"\x0eretry_after_ms\x18\x05 \x01(\x03R\fretryAfterMs\"x\n" +
 	"\x0fTaskResultBatch\x12/\n" +
-	"\aresults\x18\x01 \x03(\v2\x15.kasync.v1.TaskResultR\aresults\x12\x16\n" +
+	"\aresults\x18\x01 \x03(\v2\x15.kasync.v1.TaskResultR\aresults\x12\x1c\n" +
+	"\tsucceeded\x18\x03 \x03(\x04R\tsucceeded\x12\x16\n" +
 	"\x06credit\x18\x02 \x01(\rR\x06credit\"&\n" +
 	"\tHeartbeat\x12\x19\n" +
 	"\btask_ids\x18\x01 \x03(\x04R\ataskIds\"\x94\x02\n" +
@@ -1664,9 +1710,10 @@ const file_kasync_v1_kasync_proto_rawDesc = "" +
 	"\x06result\x18\x03 \x01(\v2\x15.kasync.v1.TaskResultH\x00R\x06result\x124\n" +
 	"\theartbeat\x18\x04 \x01(\v2\x14.kasync.v1.HeartbeatH\x00R\theartbeat\x126\n" +
 	"\aresults\x18\x05 \x01(\v2\x1a.kasync.v1.TaskResultBatchH\x00R\aresultsB\x05\n" +
-	"\x03msg\"6\n" +
+	"\x03msg\"a\n" +
 	"\rWorkerWelcome\x12%\n" +
-	"\x0eresult_batches\x18\x01 \x01(\bR\rresultBatches\"\xb9\x02\n" +
+	"\x0eresult_batches\x18\x01 \x01(\bR\rresultBatches\x12)\n" +
+	"\x10packed_successes\x18\x02 \x01(\bR\x0fpackedSuccesses\"\xb9\x02\n" +
 	"\x04Task\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x1a\n" +

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/kasync/kasync/internal/testutil"
 	"github.com/kasync/kasync/scheduler"
+	"github.com/kasync/kasync/scheduler/schedulertest"
 )
 
 // inlineFunc is an InlineExecutor made of a func, as a registry of in-process
@@ -350,4 +352,28 @@ func TestInlineExactlyOnceUnderTakeovers(t *testing.T) {
 		}
 	}
 	require.LessOrEqual(t, maxLive.Load(), int64(concurrency))
+}
+
+// inlineAdapter runs an Executor as an InlineExecutor: ExecuteInline calls Execute,
+// with the function's timeout, on the worker's goroutine.
+type inlineAdapter struct {
+	scheduler.Executor
+	timeout time.Duration
+}
+
+func (a inlineAdapter) ExecuteInline(ctx context.Context, w *scheduler.Workload) scheduler.Outcome {
+	return a.Execute(ctx, w, a.timeout)
+}
+
+// The conformance suite again, with every function's executor run inline: streams,
+// credit, Close and the concurrency cap behave the same over the inline workers.
+func TestLocalConformanceInline(t *testing.T) {
+	t.Parallel()
+	schedulertest.Run(t, func(t *testing.T, fns []scheduler.Function) schedulertest.Opener {
+		inline := slices.Clone(fns)
+		for i, f := range inline {
+			inline[i].Executor = inlineAdapter{Executor: f.Executor, timeout: f.Timeout}
+		}
+		return scheduler.NewLocal(newScheduler(t, scheduler.Config{Functions: inline}), schedulertest.Window)
+	})
 }

@@ -23,6 +23,8 @@ type oldScheduler struct {
 	tasks   int
 	welcome *kasyncv1.WorkerWelcome // nil: an empty welcome
 	odd     string                  // function of the odd-numbered tasks; "" for "f"
+	fn      string                  // function of every task when set
+	timeout []int64                 // TimeoutMs of task i, when set; else 60000
 	got     chan *kasyncv1.WorkRequest
 }
 
@@ -44,7 +46,14 @@ func (o *oldScheduler) Work(stream grpc.BidiStreamingServer[kasyncv1.WorkRequest
 		if i%2 == 0 && o.odd != "" { // task ids are i+1
 			fn = o.odd
 		}
-		task := &kasyncv1.Task{TaskId: uint64(i + 1), Id: "old/0/1", Function: fn, Attempt: 1, TimeoutMs: 60000}
+		if o.fn != "" {
+			fn = o.fn
+		}
+		timeout := int64(60000)
+		if i < len(o.timeout) {
+			timeout = o.timeout[i]
+		}
+		task := &kasyncv1.Task{TaskId: uint64(i + 1), Id: "old/0/1", Function: fn, Attempt: 1, TimeoutMs: timeout}
 		if err := stream.Send(&kasyncv1.WorkResponse{Msg: &kasyncv1.WorkResponse_Task{Task: task}}); err != nil {
 			return err
 		}
@@ -166,6 +175,58 @@ func TestWorkerPacksSuccessesWhenOffered(t *testing.T) {
 		g.Stop()
 		<-served
 	}
+}
+
+// The session's one watch times out a task whose deadline comes before the one it is
+// armed for: a short timeout after a long one is not left waiting for the long one.
+func TestWorkerWatchRearmsForAnEarlierDeadline(t *testing.T) {
+	t.Parallel()
+	sched := &oldScheduler{tasks: 2, fn: "hang", timeout: []int64{3_600_000, 50}, got: make(chan *kasyncv1.WorkRequest, 16),
+		welcome: &kasyncv1.WorkerWelcome{ResultBatches: true, PackedSuccesses: true}}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	g := grpc.NewServer()
+	kasyncv1.RegisterSchedulerServer(g, sched)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = g.Serve(lis)
+	}()
+	defer func() {
+		g.Stop()
+		<-served
+	}()
+	release := make(chan struct{})
+	reg := NewRegistry()
+	reg.MustRegister("hang", func(context.Context, *Task) error {
+		<-release // ignores its ctx
+		return nil
+	})
+	stop, _, _ := runWorker(t, newTestWorker(t, lis.Addr().String(), reg, func(cfg *WorkerConfig) {
+		cfg.Capacity = 2
+		cfg.DrainTimeout = time.Millisecond
+	}))
+	<-sched.got // hello; the tasks are sent after it, so their deadlines are later
+	helloAt := time.Now()
+	var r *kasyncv1.TaskResult
+	deadline := time.After(waitTimeout)
+	for r == nil {
+		select {
+		case m := <-sched.got:
+			if m.GetHeartbeat() != nil {
+				continue
+			}
+			require.Len(t, m.GetResults().GetResults(), 1, "got %T", m.GetMsg())
+			r = m.GetResults().GetResults()[0]
+			require.GreaterOrEqual(t, time.Since(helloAt), 50*time.Millisecond, "answered before its timeout")
+		case <-deadline:
+			t.Fatal("the task with the 50ms timeout was not timed out")
+		}
+	}
+	require.EqualValues(t, 2, r.GetTaskId(), "the 50ms task, not the one-hour one")
+	require.Equal(t, string(scheduler.ReasonTimeout), r.GetReason())
+	close(release)
+	require.NoError(t, stop())
 }
 
 func TestWorkerTaskContextAndGoexit(t *testing.T) {

@@ -43,6 +43,12 @@ type session struct {
 	tasks    map[uint64]*workerTask
 	draining bool
 	changed  chan struct{} // buffered 1: a task ended
+	// watch answers tasks that run past their timeout (see expire): one timer for the
+	// session, armed for the earliest deadline it knows of (watchAt; zero when not
+	// armed), instead of a timer per task. Guarded by mu.
+	watch     *time.Timer
+	watchAt   time.Time
+	unwatched bool // the session ended: arm nothing more
 
 	qmu     sync.Mutex
 	queued  []pendingResult // results not yet sent, in the order the tasks ended
@@ -75,6 +81,7 @@ func (w *Worker) serve(ctx context.Context, addr string) (welcomed bool, err err
 	}
 	s := &session{w: w, stream: stream, tasks: make(map[uint64]*workerTask),
 		changed: make(chan struct{}, 1), qnotify: make(chan struct{}, 1)}
+	defer s.unwatch()
 	if err := s.hello(); err != nil {
 		if _, rerr := stream.Recv(); rerr != nil {
 			err = rerr // the stream's status says why the send failed
@@ -229,6 +236,57 @@ func (s *session) finish(id uint64, o scheduler.Outcome) {
 	cur.mu.Unlock()
 	if !curDraining {
 		cur.queue(nil, true)
+	}
+}
+
+// watchLocked makes sure the watch fires by deadline. Called with s.mu held.
+func (s *session) watchLocked(deadline time.Time) {
+	if s.unwatched || (!s.watchAt.IsZero() && !deadline.Before(s.watchAt)) {
+		return
+	}
+	s.watchAt = deadline
+	if s.watch == nil {
+		s.watch = time.AfterFunc(time.Until(deadline), s.expire)
+	} else {
+		s.watch.Reset(time.Until(deadline))
+	}
+}
+
+// expire is the watch's timer: it answers the tasks whose deadline has passed and
+// re-arms for the earliest deadline left. A stream of short tasks arms it about once
+// per timeout, and each firing looks at the running tasks once.
+func (s *session) expire() {
+	now := time.Now()
+	var late []*workerTask
+	next := time.Time{}
+	s.mu.Lock()
+	s.watchAt = time.Time{}
+	for _, wt := range s.tasks {
+		switch {
+		case wt.timeout <= 0:
+		case !now.Before(wt.deadline):
+			late = append(late, wt)
+		case next.IsZero() || wt.deadline.Before(next):
+			next = wt.deadline
+		}
+	}
+	if !next.IsZero() {
+		s.watchLocked(next)
+	}
+	s.mu.Unlock()
+	for _, wt := range late {
+		wt.timedOut()
+	}
+}
+
+// unwatch stops the watch when the session ends; by then broken or the drain has
+// answered every task.
+func (s *session) unwatch() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unwatched = true
+	if s.watch != nil {
+		s.watch.Stop()
 	}
 }
 

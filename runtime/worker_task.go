@@ -7,26 +7,29 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kasync/kasync/internal/deadlinectx"
 	kasyncv1 "github.com/kasync/kasync/proto/kasync/v1"
 	"github.com/kasync/kasync/scheduler"
 	"github.com/kasync/kasync/scheduler/rpc"
 )
 
 // workerTask is one task a session runs. The function runs on the task's own goroutine
-// (no second hop); its ctx carries the task's deadline. The task is answered exactly
-// once, by whichever comes first: the function returning, its timeout (a timer of its
-// own, so a function that ignores its ctx still frees its slot then), or abort
-// (CancelTask, a broken stream, the drain timeout). A function still running when the
-// task is answered is left to finish on its own and its outcome dropped, as
-// Registry.Execute does.
+// (no second hop); its ctx carries the task's deadline (a deadlinectx, which arms no
+// timer unless the function waits on it). The task is answered exactly once, by
+// whichever comes first: the function returning, its timeout (the session's watch, so
+// a function that ignores its ctx still frees its slot then), or abort (CancelTask, a
+// broken stream, the drain timeout). A function still running when the task is
+// answered is left to finish on its own and its outcome dropped, as Registry.Execute
+// does.
 type workerTask struct {
 	s        *session
 	id       uint64
 	task     Task
 	timeout  time.Duration
+	deadline time.Time // when timeout > 0
 	ctx      context.Context
-	cancel   context.CancelFunc
-	timer    *time.Timer // answers at the timeout; nil without one
+	dctx     *deadlinectx.Context // ctx, when timeout > 0
+	cancel   context.CancelFunc   // ends ctx, when timeout <= 0
 	answered atomic.Bool
 }
 
@@ -44,7 +47,7 @@ func (s *session) start(pts []*kasyncv1.Task) {
 	if s.draining {
 		s.mu.Unlock()
 		for i := range wts {
-			wts[i].cancel()
+			wts[i].end()
 			s.queue(&pendingResult{id: wts[i].id,
 				o: scheduler.Retriable(scheduler.ReasonShutdown, "the worker is shutting down")}, false)
 		}
@@ -52,6 +55,9 @@ func (s *session) start(pts []*kasyncv1.Task) {
 	}
 	for i := range wts {
 		s.tasks[wts[i].id] = &wts[i]
+		if wts[i].timeout > 0 {
+			s.watchLocked(wts[i].deadline)
+		}
 	}
 	s.mu.Unlock()
 	w.mu.Lock()
@@ -59,11 +65,7 @@ func (s *session) start(pts []*kasyncv1.Task) {
 	w.mu.Unlock()
 	w.tasks.Add(len(wts))
 	for i := range wts {
-		wt := &wts[i]
-		if wt.timeout > 0 {
-			wt.timer = time.AfterFunc(wt.timeout, wt.timedOut)
-		}
-		go wt.run()
+		go wts[i].run()
 	}
 }
 
@@ -82,10 +84,22 @@ func (wt *workerTask) init(s *session, pt *kasyncv1.Task, now time.Time) {
 	wt.task.heartbeatFunc = wt.heartbeat
 	wt.timeout = rpc.TaskTimeout(pt)
 	if wt.timeout > 0 {
-		wt.ctx, wt.cancel = context.WithDeadline(context.Background(), now.Add(wt.timeout))
+		wt.deadline = now.Add(wt.timeout)
+		wt.dctx = deadlinectx.New(context.Background(), wt.deadline)
+		wt.ctx = wt.dctx
 	} else {
 		wt.ctx, wt.cancel = context.WithCancel(context.Background())
 	}
+}
+
+// end ends the task's ctx: cancelled, unless it reported its deadline first.
+func (wt *workerTask) end() {
+	if wt.dctx != nil {
+		_ = wt.dctx.Err() // a deadline that passed stays DeadlineExceeded
+		wt.dctx.Release()
+		return
+	}
+	wt.cancel()
 }
 
 func (wt *workerTask) heartbeat(context.Context) error { return wt.s.heartbeat([]uint64{wt.id}) }
@@ -96,11 +110,8 @@ func (wt *workerTask) run() {
 	r := wt.s.w.cfg.Registry
 	var o scheduler.Outcome
 	defer func() { // also after a runtime.Goexit
-		if wt.timer != nil {
-			wt.timer.Stop()
-		}
 		wt.answer(o)
-		wt.cancel()
+		wt.end()
 	}()
 	f, ok := r.Lookup(t.Function)
 	if !ok {
@@ -112,30 +123,29 @@ func (wt *workerTask) run() {
 
 // timedOut answers the task at its timeout, if the function has not returned.
 func (wt *workerTask) timedOut() {
-	// The ctx is not cancelled here: its own deadline, due just before, ends it with
-	// DeadlineExceeded.
-	if wt.answered.Load() {
-		return
-	}
+	// The ctx is not cancelled here: its own deadline ends it with DeadlineExceeded.
 	t := &wt.task
-	wt.s.w.cfg.Registry.log().Warn("runtime: function ran past its timeout; its slot is freed and its goroutine left to finish",
-		"function", t.Function, "task", t.ID, "attempt", t.Attempt, "timeout", wt.timeout)
-	wt.answer(scheduler.Retriable(scheduler.ReasonTimeout,
-		fmt.Sprintf("function %q ran past its timeout of %v", t.Function, wt.timeout)))
+	if wt.answer(scheduler.Retriable(scheduler.ReasonTimeout,
+		fmt.Sprintf("function %q ran past its timeout of %v", t.Function, wt.timeout))) {
+		wt.s.w.cfg.Registry.log().Warn("runtime: function ran past its timeout; its slot is freed and its goroutine left to finish",
+			"function", t.Function, "task", t.ID, "attempt", t.Attempt, "timeout", wt.timeout)
+	}
 }
 
 // abort cancels the task's ctx and answers it as cancelled, if the function has not
 // returned: CancelTask, a broken stream, the drain timeout.
 func (wt *workerTask) abort() {
-	wt.cancel()
+	wt.end()
 	wt.answer(cancelled(wt.ctx, &wt.task))
 }
 
-// answer finishes the task with o, unless it was answered already.
-func (wt *workerTask) answer(o scheduler.Outcome) {
+// answer finishes the task with o, unless it was answered already; it reports whether
+// it did.
+func (wt *workerTask) answer(o scheduler.Outcome) bool {
 	if !wt.answered.CompareAndSwap(false, true) {
-		return
+		return false
 	}
 	wt.s.finish(wt.id, o)
 	wt.s.w.tasks.Done()
+	return true
 }

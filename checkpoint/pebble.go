@@ -114,6 +114,7 @@ type PebbleStore struct {
 
 	flushes       atomic.Uint64
 	statesWritten atomic.Uint64
+	flushErr      atomic.Pointer[error] // the latest flush's error; nil after a success
 
 	lastSync time.Time // when the last batch was synced; guarded by flushSem
 }
@@ -297,9 +298,11 @@ func (s *PebbleStore) flushLocked(target uint64) error {
 			return commitRecovering(b)
 		})
 		if err != nil {
+			s.flushErr.Store(&err)
 			s.log.Error("checkpoint: flush failed; states stay saved and the next flush retries them", "states", len(batch), "err", err)
 			return fmt.Errorf("checkpoint: flush %d states: %w", len(batch), err)
 		}
+		s.flushErr.Store(nil)
 		s.flushes.Add(1)
 		s.statesWritten.Add(uint64(len(batch)))
 		s.lastSync = time.Now()
@@ -368,6 +371,22 @@ func (s *PebbleStore) discardDB(db *pebble.DB) {
 	if err := closeRecovering(db); err != nil {
 		s.log.Warn("checkpoint: close pebble after a failed commit", "err", err)
 	}
+}
+
+// Ready reports whether the store is making checkpoints durable: it is not closed and
+// the latest flush, if any, succeeded (a failed one also closes the database until the
+// next flush reopens it). It changes nothing; a node's /readyz asks it.
+func (s *PebbleStore) Ready() error {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	if p := s.flushErr.Load(); p != nil {
+		return fmt.Errorf("checkpoint: the latest flush failed (the next one retries): %w", *p)
+	}
+	return nil
 }
 
 // Stats returns counters of the work done so far.

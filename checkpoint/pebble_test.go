@@ -272,6 +272,15 @@ func TestPebbleFlushCoalesces(t *testing.T) {
 	requireLoad(t, after, key(1), stateOf(5))
 }
 
+func TestPebbleReadyUntilClosed(t *testing.T) {
+	t.Parallel()
+	s, err := OpenPebble(PebbleOptions{Dir: testDir, FS: vfs.NewMem(), Logger: discard})
+	require.NoError(t, err)
+	require.NoError(t, s.Ready())
+	require.NoError(t, s.Close())
+	require.ErrorIs(t, s.Ready(), ErrClosed)
+}
+
 func TestPebbleFailedSyncIsNotDurableAndRetried(t *testing.T) {
 	t.Parallel()
 	mem := vfs.NewCrashableMem()
@@ -281,6 +290,7 @@ func TestPebbleFailedSyncIsNotDurableAndRetried(t *testing.T) {
 
 	s.Save(key(0), stateOf(10))
 	require.NoError(t, s.Flush(ctx))
+	require.NoError(t, s.Ready())
 
 	s.Save(key(0), stateOf(20))
 	s.Save(key(1), stateOf(1))
@@ -288,6 +298,8 @@ func TestPebbleFailedSyncIsNotDurableAndRetried(t *testing.T) {
 	err := s.Flush(ctx)
 	require.ErrorContains(t, err, "checkpoint: flush 2 states")
 	require.ErrorContains(t, err, errDiskGone.Error())
+	require.ErrorContains(t, s.Ready(), "the latest flush failed", "not ready while flushes fail")
+	require.ErrorContains(t, s.Ready(), errDiskGone.Error())
 	require.Equal(t, PebbleStats{Flushes: 1, StatesWritten: 1}, s.Stats(), "a failed flush is not counted")
 	require.Equal(t, 2, numDirty(s), "failed states stay saved")
 	requireLoad(t, s, key(0), stateOf(20))
@@ -309,6 +321,7 @@ func TestPebbleFailedSyncIsNotDurableAndRetried(t *testing.T) {
 	gate.fail.Store(false)
 	s.Save(key(2), stateOf(2))
 	require.NoError(t, s.Flush(ctx))
+	require.NoError(t, s.Ready(), "ready again once a flush succeeds")
 	require.Zero(t, numDirty(s))
 	require.Equal(t, PebbleStats{Flushes: 2, StatesWritten: 4}, s.Stats())
 	requireLoad(t, s, key(0), stateOf(20))

@@ -24,6 +24,7 @@ type Tailer struct {
 	log *slog.Logger
 
 	cl     *kgo.Client
+	client atomic.Pointer[kgo.Client] // cl, for GroupMember from other goroutines
 	stream scheduler.Stream
 
 	mu      sync.Mutex
@@ -148,6 +149,7 @@ func (t *Tailer) Run(ctx context.Context) error {
 		return fmt.Errorf("tailer %s: kafka client: %w", t.cfg.Name, err)
 	}
 	t.cl = cl
+	t.client.Store(cl)
 
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
@@ -194,6 +196,23 @@ type Stats struct {
 
 type statCounters struct {
 	read, skipped, succeeded, delayed, hopped, deadLettered, inPlace, fenced, pauses, held, blocked atomic.Int64
+}
+
+// Name is the tailer's name (Config.Name).
+func (t *Tailer) Name() string { return t.cfg.Name }
+
+// Group is the tailer's consumer group (Config.Group).
+func (t *Tailer) Group() string { return t.cfg.Group }
+
+// GroupMember reports the tailer's membership of its consumer group: its member id and
+// generation, or "" and -1 while it is not a member (before Run joined the group,
+// while it rejoins after losing its membership, after it left).
+func (t *Tailer) GroupMember() (member string, generation int32) {
+	cl := t.client.Load()
+	if cl == nil {
+		return "", -1
+	}
+	return cl.GroupMetadata()
 }
 
 // Stats returns the tailer's counters.

@@ -14,4 +14,11 @@
 //  3. Configuration this version cannot honour yet (rate limits, HTTP functions, key and
 //     partition ordering) is refused at Start with the field named, never ignored.
 //  4. Start either returns a running node or releases everything it acquired.
+//  5. Health: /healthz answers 200 while the process serves. /readyz answers 200 only
+//     when nothing keeps the node from its work, else 503 with one line per problem:
+//     checkpoints not durable (the store closed, or its latest flush failed), no broker
+//     answering a metadata request within 2s, a tailer not (yet, or no longer) a member
+//     of its consumer group, a remote scheduler connection failing. A scheduler-only
+//     node needs no Kafka and is ready while it serves (TestReadyzFollowsTheBroker,
+//     TestReadyzOfASchedulerOnlyNode).
 package node

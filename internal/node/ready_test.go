@@ -1,0 +1,90 @@
+package node_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kasync/kasync/internal/broker"
+	"github.com/kasync/kasync/internal/kafkatest"
+	"github.com/kasync/kasync/internal/node"
+	kruntime "github.com/kasync/kasync/runtime"
+)
+
+// readyz fetches /readyz and returns its status code and body.
+func readyz(t *testing.T, addr string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(body)
+}
+
+// requireReadyz waits until /readyz answers code with a body containing want.
+func requireReadyz(t *testing.T, addr string, code int, want string) {
+	t.Helper()
+	var gotCode int
+	var gotBody string
+	require.Eventually(t, func() bool {
+		gotCode, gotBody = readyz(t, addr)
+		return gotCode == code && strings.Contains(gotBody, want)
+	}, time.Minute, 20*time.Millisecond, "want %d %q from /readyz; last %d %q", code, want, gotCode, gotBody)
+}
+
+// TestReadyzFollowsTheBroker: /readyz is 503 while a node's broker is down, naming
+// it, and 200 again once it is back and the tailer is a member of its group.
+func TestReadyzFollowsTheBroker(t *testing.T) {
+	if _, ok := os.LookupEnv(kafkatest.EnvBrokers); ok {
+		t.Skip("stops and restarts the embedded broker; not against " + kafkatest.EnvBrokers)
+	}
+	t.Parallel()
+	dataDir := t.TempDir()
+	b, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", DataDir: dataDir, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	addr := b.Addrs()[0]
+	brokers := []string{addr}
+	topic := kafkatest.NewTopic(t, brokers, 2)
+	cfg := testConfig(t, brokers, topic)
+	reg := kruntime.NewRegistry()
+	reg.MustRegister("fn", func(context.Context, *kruntime.Task) error { return nil })
+	nd := start(t, node.Options{Config: cfg, Registry: reg})
+
+	requireReadyz(t, nd.HTTPAddr(), http.StatusOK, "ready")
+
+	require.NoError(t, b.Close())
+	requireReadyz(t, nd.HTTPAddr(), http.StatusServiceUnavailable, "kafka: no broker of "+addr)
+
+	b, err = broker.Start(broker.Options{Listen: addr, DataDir: dataDir, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, b.Close()) }()
+	requireReadyz(t, nd.HTTPAddr(), http.StatusOK, "ready")
+	nd.stop(t)
+}
+
+// TestReadyzOfASchedulerOnlyNode: a node that only schedules needs no Kafka client
+// and is ready as it serves.
+func TestReadyzOfASchedulerOnlyNode(t *testing.T) {
+	t.Parallel()
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.NewTopic(t, brokers, 1)
+	cfg := testConfig(t, brokers, topic)
+	sched := start(t, node.Options{Config: cfg, Roles: node.Roles{Scheduler: true}})
+	code, body := readyz(t, sched.HTTPAddr())
+	require.Equal(t, http.StatusOK, code, body)
+	require.Equal(t, "ready\n", body, "a scheduler-only node needs no Kafka to be ready")
+}

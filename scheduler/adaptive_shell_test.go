@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kasync/kasync/scheduler"
@@ -263,8 +264,36 @@ func gauge(t *testing.T, reg *prometheus.Registry, name, fn string) float64 {
 	return 0
 }
 
+// family returns the metrics of the family name whose labels include want.
+func family(t *testing.T, reg *prometheus.Registry, name string, want map[string]string) *dto.Metric {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range mf.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			for k, v := range want {
+				if got[k] != v {
+					continue metrics
+				}
+			}
+			return m
+		}
+	}
+	t.Fatalf("no %s%v", name, want)
+	return nil
+}
+
 // TestMetrics: the limit, running and queued counts of each function are gauges read
-// at scrape time; Close unregisters them.
+// at scrape time, with the outcome counters and the duration histogram; Close
+// unregisters them.
 func TestMetrics(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
@@ -304,6 +333,16 @@ func TestMetrics(t *testing.T) {
 		return gauge(t, reg, "kasync_inflight", "f") == 2 && gauge(t, reg, "kasync_queued", "f") == 3
 	}, 10*time.Second, time.Millisecond)
 	close(release)
+	require.Eventually(t, func() bool {
+		return family(t, reg, "kasync_workloads_total", map[string]string{"function": "f", "outcome": "success"}).GetCounter().GetValue() == 5
+	}, 10*time.Second, time.Millisecond)
+	require.InDelta(t, 1, family(t, reg, "kasync_workloads_total", map[string]string{"function": "f", "outcome": "retriable"}).GetCounter().GetValue(), 0)
+	require.InDelta(t, 0, family(t, reg, "kasync_workloads_total", map[string]string{"function": "f", "outcome": "fatal"}).GetCounter().GetValue(), 0)
+	h := family(t, reg, "kasync_workload_duration_seconds", map[string]string{"function": "f"}).GetHistogram()
+	require.EqualValues(t, 6, h.GetSampleCount(), "every ended attempt observed once")
+	require.Positive(t, h.GetSampleSum())
+	require.Len(t, h.GetBucket(), 21)
+	require.Zero(t, family(t, reg, "kasync_workload_duration_seconds", map[string]string{"function": "g"}).GetHistogram().GetSampleCount())
 	require.NoError(t, s.Close())
 
 	s = newS() // Close unregistered the collector

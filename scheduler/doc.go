@@ -81,8 +81,10 @@
 //     TestAdaptiveLimitDownstream429). Adaptive.Disabled turns 11 and 12 off
 //     (TestAdaptiveDisabled).
 //  13. With Registerer set, kasync_concurrency_limit, kasync_inflight and
-//     kasync_queued, each by function, are read from the live state at scrape time;
-//     Close unregisters them (TestMetrics).
+//     kasync_queued (gauges), kasync_workloads_total{outcome: success, retriable,
+//     fatal} and kasync_workload_duration_seconds (a histogram, 100µs doubling to
+//     ~105s), each by function, are read from the live state at scrape time; Close
+//     unregisters them (TestMetrics, TestDurationBucket).
 //  14. Tenants: at most MaxConcurrency attempts run at once over all functions, and
 //     at most a tenant's Concurrency over its functions; at most a tenant's Rate
 //     starts per second over its functions (TestMaxConcurrency,

@@ -38,6 +38,7 @@ type function struct {
 	holdArmed bool        // the timer's callback is pending; it counts in Scheduler.workers
 
 	running   atomic.Int64
+	durations durations // of attempts, for kasync_workload_duration_seconds
 	succeeded atomic.Uint64
 	retriable atomic.Uint64
 	fatal     atomic.Uint64
@@ -176,9 +177,7 @@ func (f *function) work() {
 				return // taken over and answered; another worker took this one's place
 			}
 		} else {
-			if f.adapt.latencyFactor > 0 {
-				at.began = time.Now()
-			}
+			at.began = time.Now()
 			o = f.attempt(wctx, e.w, nil)
 		}
 		f.finish(&at, o)
@@ -188,9 +187,10 @@ func (f *function) work() {
 // finish ends an attempt with o: counts it, frees its arbiter slot, answers it and
 // feeds the adaptive limit. It returns with f.mu held.
 func (f *function) finish(a *attempt, o Outcome) {
-	var latency time.Duration
-	if f.adapt.latencyFactor > 0 && !a.began.IsZero() {
-		latency = time.Since(a.began)
+	latency := time.Since(a.began)
+	f.durations.observe(latency)
+	if f.adapt.latencyFactor <= 0 {
+		latency = 0 // the adaptive limit does not watch latency
 	}
 	switch o.Kind {
 	case OutcomeSuccess:

@@ -41,7 +41,7 @@ type attempt struct {
 	e     entry
 	seq   uint64      // the adaptive limit's sequence number
 	slot  *slotWaiter // the arbiter's slot it holds; nil without an arbiter
-	began time.Time   // set when the adaptive limit watches latency, and inline
+	began time.Time   // when the attempt started
 	ctx   *deadlinectx.Context
 }
 

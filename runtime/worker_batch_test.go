@@ -67,26 +67,33 @@ func (o *oldScheduler) Work(stream grpc.BidiStreamingServer[kasyncv1.WorkRequest
 	}
 }
 
-func TestWorkerSpeaksOneByOneToAnOldScheduler(t *testing.T) {
-	t.Parallel()
-	const n = 20
-	old := &oldScheduler{tasks: n, got: make(chan *kasyncv1.WorkRequest, 4*n)}
+// serve serves o on a loopback port until the test ends and returns its address.
+func (o *oldScheduler) serve(t *testing.T) string {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	g := grpc.NewServer()
-	kasyncv1.RegisterSchedulerServer(g, old)
+	kasyncv1.RegisterSchedulerServer(g, o)
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
 		_ = g.Serve(lis)
 	}()
-	defer func() {
+	t.Cleanup(func() {
 		g.Stop()
 		<-served
-	}()
+	})
+	return lis.Addr().String()
+}
+
+func TestWorkerSpeaksOneByOneToAnOldScheduler(t *testing.T) {
+	t.Parallel()
+	const n = 20
+	old := &oldScheduler{tasks: n, got: make(chan *kasyncv1.WorkRequest, 4*n)}
+	addr := old.serve(t)
 	reg := NewRegistry()
 	reg.MustRegister("f", func(context.Context, *Task) error { return nil })
-	stop, _, _ := runWorker(t, newTestWorker(t, lis.Addr().String(), reg, func(cfg *WorkerConfig) { cfg.Capacity = n }))
+	stop, _, _ := runWorker(t, newTestWorker(t, addr, reg, func(cfg *WorkerConfig) { cfg.Capacity = n }))
 
 	hello := <-old.got
 	require.True(t, hello.GetHello().GetTaskBatches(), "a new worker offers to take batches")
@@ -122,19 +129,11 @@ func TestWorkerPacksSuccessesWhenOffered(t *testing.T) {
 		const n = 20
 		sched := &oldScheduler{tasks: n, odd: "fails", got: make(chan *kasyncv1.WorkRequest, 4*n),
 			welcome: &kasyncv1.WorkerWelcome{ResultBatches: true, PackedSuccesses: packed}}
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		g := grpc.NewServer()
-		kasyncv1.RegisterSchedulerServer(g, sched)
-		served := make(chan struct{})
-		go func() {
-			defer close(served)
-			_ = g.Serve(lis)
-		}()
+		addr := sched.serve(t)
 		reg := NewRegistry()
 		reg.MustRegister("f", func(context.Context, *Task) error { return nil })
 		reg.MustRegister("fails", func(context.Context, *Task) error { return errors.New("nope") })
-		stop, _, _ := runWorker(t, newTestWorker(t, lis.Addr().String(), reg, func(cfg *WorkerConfig) { cfg.Capacity = n }))
+		stop, _, _ := runWorker(t, newTestWorker(t, addr, reg, func(cfg *WorkerConfig) { cfg.Capacity = n }))
 		<-sched.got // hello
 		ended := map[uint64]scheduler.OutcomeKind{}
 		deadline := time.After(waitTimeout)
@@ -172,8 +171,6 @@ func TestWorkerPacksSuccessesWhenOffered(t *testing.T) {
 			require.Equal(t, want, kind, "task %d", id)
 		}
 		require.NoError(t, stop())
-		g.Stop()
-		<-served
 	}
 }
 
@@ -183,26 +180,14 @@ func TestWorkerWatchRearmsForAnEarlierDeadline(t *testing.T) {
 	t.Parallel()
 	sched := &oldScheduler{tasks: 2, fn: "hang", timeout: []int64{3_600_000, 50}, got: make(chan *kasyncv1.WorkRequest, 16),
 		welcome: &kasyncv1.WorkerWelcome{ResultBatches: true, PackedSuccesses: true}}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	g := grpc.NewServer()
-	kasyncv1.RegisterSchedulerServer(g, sched)
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = g.Serve(lis)
-	}()
-	defer func() {
-		g.Stop()
-		<-served
-	}()
+	addr := sched.serve(t)
 	release := make(chan struct{})
 	reg := NewRegistry()
 	reg.MustRegister("hang", func(context.Context, *Task) error {
 		<-release // ignores its ctx
 		return nil
 	})
-	stop, _, _ := runWorker(t, newTestWorker(t, lis.Addr().String(), reg, func(cfg *WorkerConfig) {
+	stop, _, _ := runWorker(t, newTestWorker(t, addr, reg, func(cfg *WorkerConfig) {
 		cfg.Capacity = 2
 		cfg.DrainTimeout = time.Millisecond
 	}))

@@ -70,7 +70,7 @@ func TestInlineTimeoutReplacesTheWorker(t *testing.T) {
 	s := newScheduler(t, scheduler.Config{
 		Logger: slog.New(slog.NewTextHandler(logs, nil)),
 		Functions: []scheduler.Function{
-			inlineFn("f", 1, 30*time.Millisecond, func(ctx context.Context, w *scheduler.Workload) scheduler.Outcome {
+			inlineFn("f", 1, 100*time.Millisecond, func(ctx context.Context, w *scheduler.Workload) scheduler.Outcome {
 				if w.ID == "stuck" {
 					defer close(finished)
 					<-release
@@ -87,10 +87,10 @@ func TestInlineTimeoutReplacesTheWorker(t *testing.T) {
 	s.Enqueue(wl("f", "next"), nextDone)
 
 	o := await(t, stuck)
-	require.GreaterOrEqual(t, time.Since(start), 30*time.Millisecond, "answered before its timeout")
+	require.GreaterOrEqual(t, time.Since(start), 100*time.Millisecond, "answered before its timeout")
 	require.Equal(t, scheduler.OutcomeRetriable, o.Kind)
 	require.Equal(t, scheduler.ReasonTimeout, o.Reason)
-	require.Contains(t, o.Err, `function "f" ran past its timeout of 30ms`)
+	require.Contains(t, o.Err, `function "f" ran past its timeout of 100ms`)
 	require.Equal(t, scheduler.OutcomeSuccess, await(t, next).Kind, "the next workload ran on a new worker")
 	select {
 	case <-finished:
@@ -116,14 +116,18 @@ func TestInlineTimeoutReplacesTheWorker(t *testing.T) {
 
 // Many attempts far shorter than the timeout, one after another on one worker, are
 // never taken for late: the watchdog's timer is armed for an old attempt's deadline
-// and re-armed for the running one's when it fires. An attempt that then does run
-// past its timeout is still caught.
+// and re-armed for the running one's when it fires. An attempt is only ever answered
+// as timed out once its own deadline has passed (a loaded machine may really make a
+// short attempt late), and one that does run past its timeout is caught.
 func TestInlineShortAttemptsNeverTimeOut(t *testing.T) {
 	t.Parallel()
 	const n = 3000
 	var ran atomic.Int64
+	var deadlines sync.Map // workload ID → its attempt's deadline
 	s := newScheduler(t, scheduler.Config{Functions: []scheduler.Function{
 		inlineFn("f", 2, 10*time.Millisecond, func(ctx context.Context, w *scheduler.Workload) scheduler.Outcome {
+			d, _ := ctx.Deadline()
+			deadlines.Store(w.ID, d)
 			if w.ID == "slow" {
 				<-ctx.Done() // a polite function: returns at the deadline, racing the watchdog
 				return scheduler.Retriable(scheduler.ReasonTimeout, ctx.Err().Error())
@@ -136,18 +140,26 @@ func TestInlineShortAttemptsNeverTimeOut(t *testing.T) {
 		}),
 	}})
 	var wg sync.WaitGroup
-	var failed atomic.Int64
+	var mu sync.Mutex
+	var early []string
 	for i := range n {
 		wg.Add(1)
-		s.Enqueue(wl("f", fmt.Sprint(i)), func(o scheduler.Outcome) {
-			if o.Kind != scheduler.OutcomeSuccess {
-				failed.Add(1)
+		id := fmt.Sprint(i)
+		s.Enqueue(wl("f", id), func(o scheduler.Outcome) {
+			defer wg.Done()
+			if o.Kind == scheduler.OutcomeSuccess {
+				return
 			}
-			wg.Done()
+			d, _ := deadlines.Load(id)
+			if o.Reason != scheduler.ReasonTimeout || time.Now().Before(d.(time.Time)) {
+				mu.Lock()
+				early = append(early, fmt.Sprintf("%s: %+v", id, o))
+				mu.Unlock()
+			}
 		})
 	}
 	wg.Wait()
-	require.Zero(t, failed.Load(), "short attempts were answered as failed")
+	require.Empty(t, early, "attempts answered as failed before their deadline")
 	require.EqualValues(t, n, ran.Load())
 
 	done, c := result()

@@ -58,4 +58,9 @@
 //     window bounds them and a partition whose window fills pauses (invariant 3); they
 //     are parked, so a revocation does not wait for them (TestKeyOrderProperty,
 //     TestKeyOrderOtherKeysFlow, TestPartitionOrder, TestKeyOrderRevokeDropsBlocked).
+//  9. Lag. Lag reports, per owned partition, the records not done (the log end from
+//     the latest fetch with records, minus the watermark) and the age of the oldest
+//     record read and not done, by its timestamp, which the window keeps with each
+//     record (TestLag, TestWindowModel). While a partition is paused nothing is
+//     fetched, so records appended meanwhile count only once it resumes.
 package tailer

@@ -31,6 +31,9 @@ type partition struct {
 	mu sync.Mutex
 	// win is nil until the start offset is known (AdjustFetchOffsetsFn).
 	win *window
+	// hw is the partition's high watermark in the latest fetch that returned records
+	// for it: the log end as far as the tailer knows.
+	hw int64
 	// skip holds offsets above the watermark that an earlier run completed.
 	skip checkpoint.RangeSet
 	// fenced: the partition is no longer ours; nothing may change its checkpoint.

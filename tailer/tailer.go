@@ -1,6 +1,7 @@
 package tailer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -215,6 +216,47 @@ func (t *Tailer) GroupMember() (member string, generation int32) {
 	return cl.GroupMetadata()
 }
 
+// PartitionLag is how far behind the tailer is on one partition it owns.
+type PartitionLag struct {
+	Partition int32
+	// Records is the log end (the high watermark of the latest fetch that returned
+	// records) minus the watermark: records not done yet, read or not. While the
+	// partition is paused nothing is fetched, so records appended meanwhile are not
+	// counted until it resumes.
+	Records int64
+	// Age is how long ago the oldest record read and not done (the one at the
+	// watermark) was produced, by its timestamp; 0 when every record read is done.
+	Age time.Duration
+}
+
+// Lag returns the lag of every owned partition whose start offset is known, by
+// partition, as of now.
+func (t *Tailer) Lag() []PartitionLag {
+	now := time.Now()
+	t.mu.Lock()
+	parts := make([]*partition, 0, len(t.parts))
+	for _, p := range t.parts {
+		parts = append(parts, p)
+	}
+	t.mu.Unlock()
+	lags := make([]PartitionLag, 0, len(parts))
+	for _, p := range parts {
+		p.mu.Lock()
+		if p.win == nil || p.fenced {
+			p.mu.Unlock()
+			continue
+		}
+		l := PartitionLag{Partition: p.key.Partition, Records: max(0, p.hw-p.win.Watermark())}
+		if ms, ok := p.win.Oldest(); ok && ms > 0 {
+			l.Age = max(0, now.Sub(time.UnixMilli(ms)))
+		}
+		p.mu.Unlock()
+		lags = append(lags, l)
+	}
+	slices.SortFunc(lags, func(a, b PartitionLag) int { return cmp.Compare(a.Partition, b.Partition) })
+	return lags
+}
+
 // Stats returns the tailer's counters.
 func (t *Tailer) Stats() Stats {
 	return Stats{
@@ -282,6 +324,7 @@ func (t *Tailer) accept(fp kgo.FetchTopicPartition, batch []scheduler.Pushed) []
 		p.mu.Unlock()
 		return batch
 	}
+	p.hw = max(p.hw, fp.HighWatermark)
 	for _, rec := range fp.Records {
 		if p.skip.Contains(rec.Offset) {
 			if err := p.win.Skip(rec.Offset); err == nil {
@@ -290,7 +333,7 @@ func (t *Tailer) accept(fp kgo.FetchTopicPartition, batch []scheduler.Pushed) []
 			}
 			continue
 		}
-		if err := p.win.Add(rec.Offset); err != nil {
+		if err := p.win.AddAt(rec.Offset, rec.Timestamp.UnixMilli()); err != nil {
 			// Below the watermark: already done (the broker reset the fetch position).
 			t.log.Warn("record below the partition's watermark ignored", "partition", rec.Partition, "err", err)
 			continue

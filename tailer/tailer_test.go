@@ -519,3 +519,38 @@ func TestHeldRecordsGoToTheNextOwner(t *testing.T) {
 		require.Equal(t, 1, c, "%s ran once", payload)
 	}
 }
+
+// TestLag: while a function holds every record, the lag of the partition is every
+// record produced, and its age is that of the oldest record, by its timestamp; once
+// the records are done the lag is zero.
+func TestLag(t *testing.T) {
+	t.Parallel()
+	const n = 40
+	f := newFixture(t, 1)
+	produced := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	kafkatest.ProduceN(t, f.brokers, f.topic, n, func(i int) *kgo.Record {
+		r := valueRecord(f.topic)(i)
+		r.Timestamp = produced.Add(time.Duration(i) * time.Millisecond)
+		return r
+	})
+	h := &holdingExecutor{release: make(chan struct{}, n)}
+	cfg := f.config("lag", localScheduler(t, h.exec, 0), newStore(t, vfs.NewMem()))
+	r := start(t, cfg)
+	require.Eventually(t, func() bool { return h.running.Load() == n }, 30*time.Second, time.Millisecond)
+	before := time.Now()
+	lags := r.Lag()
+	require.Len(t, lags, 1)
+	require.Equal(t, int32(0), lags[0].Partition)
+	require.EqualValues(t, n, lags[0].Records, "every record produced is behind")
+	require.GreaterOrEqual(t, lags[0].Age, before.Sub(produced), "the age of the oldest record, record 0")
+	require.Less(t, lags[0].Age, time.Since(produced)+time.Millisecond)
+
+	for range n {
+		h.release <- struct{}{}
+	}
+	require.Eventually(t, func() bool {
+		l := r.Lag()
+		return len(l) == 1 && l[0].Records == 0 && l[0].Age == 0
+	}, 30*time.Second, time.Millisecond, "caught up")
+	r.stop(t)
+}

@@ -23,11 +23,12 @@ import (
 type window struct {
 	offsets []int64
 	done    []bool
-	mask    int   // len(offsets)-1
-	head    int   // ring index of the oldest entry
-	n       int   // entries in the ring
-	pending int   // entries not done
-	next    int64 // offset after the last record added (or the start offset)
+	times   []int64 // each record's timestamp (unix ms; 0 when not given), for lag in time
+	mask    int     // len(offsets)-1
+	head    int     // ring index of the oldest entry
+	n       int     // entries in the ring
+	pending int     // entries not done
+	next    int64   // offset after the last record added (or the start offset)
 }
 
 func newWindow(start int64) *window {
@@ -35,7 +36,11 @@ func newWindow(start int64) *window {
 }
 
 // Add records that offset off was read and is in flight. Offsets must increase.
-func (w *window) Add(off int64) error {
+func (w *window) Add(off int64) error { return w.AddAt(off, 0) }
+
+// AddAt is Add for a record with timestamp ms (unix milliseconds), which Oldest
+// reports while the record is the oldest not done.
+func (w *window) AddAt(off, ms int64) error {
 	if off < w.next {
 		return fmt.Errorf("offset %d is below the next expected offset %d", off, w.next)
 	}
@@ -45,6 +50,7 @@ func (w *window) Add(off int64) error {
 	i := (w.head + w.n) & w.mask
 	w.offsets[i] = off
 	w.done[i] = false
+	w.times[i] = ms
 	w.n++
 	w.pending++
 	w.next = off + 1
@@ -82,6 +88,15 @@ func (w *window) Watermark() int64 {
 		return w.offsets[w.head]
 	}
 	return w.next
+}
+
+// Oldest is the timestamp (unix ms, as given to AddAt) of the record at the watermark,
+// the oldest read and not done; false when every record read is done.
+func (w *window) Oldest() (ms int64, ok bool) {
+	if w.n == 0 {
+		return 0, false
+	}
+	return w.times[w.head], true
 }
 
 // InFlight is the number of records read and not yet done.
@@ -136,10 +151,12 @@ func (w *window) grow() {
 	}
 	offsets := make([]int64, size)
 	done := make([]bool, size)
+	times := make([]int64, size)
 	for k := 0; k < w.n; k++ {
 		i := (w.head + k) & w.mask
 		offsets[k] = w.offsets[i]
 		done[k] = w.done[i]
+		times[k] = w.times[i]
 	}
-	w.offsets, w.done, w.head, w.mask = offsets, done, 0, size-1
+	w.offsets, w.done, w.times, w.head, w.mask = offsets, done, times, 0, size-1
 }

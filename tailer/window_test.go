@@ -88,7 +88,7 @@ func testWindowModel(t *testing.T, gap func(r *rand.Rand) int64) {
 		switch {
 		case r.IntN(2) == 0 && len(open) < 5000:
 			next += 1 + gap(r)
-			require.NoError(t, w.Add(next))
+			require.NoError(t, w.AddAt(next, 10*next)) // the model's timestamp of an offset is 10×it
 			added = append(added, next)
 			open = append(open, next)
 		case len(open) > 0:
@@ -113,6 +113,11 @@ func testWindowModel(t *testing.T, gap func(r *rand.Rand) int64) {
 		if i%97 == 0 || len(open) < 3 {
 			require.Equal(t, want, w.Watermark(), "op %d", i)
 			require.Equal(t, len(open), w.InFlight())
+			oldest, ok := w.Oldest()
+			require.Equal(t, len(open) > 0, ok, "op %d", i)
+			if ok {
+				require.Equal(t, 10*slices.Min(open), oldest, "op %d: Oldest is the watermark record's time", i)
+			}
 		}
 		// Keep the model small: forget done offsets below the watermark.
 		if len(added) > 20000 {

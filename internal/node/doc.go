@@ -21,4 +21,8 @@
 //     of its consumer group, a remote scheduler connection failing. A scheduler-only
 //     node needs no Kafka and is ready while it serves (TestReadyzFollowsTheBroker,
 //     TestReadyzOfASchedulerOnlyNode).
+//  6. /metrics serves the scheduler's metrics (kasync_workloads_total,
+//     kasync_workload_duration_seconds, kasync_inflight, ...), the storm guard's, the
+//     source tailers' lag (kasync_tailer_lag_records and kasync_tailer_lag_seconds, by
+//     tailer and partition) and the Go runtime's (TestMetricsAfterARunWithFailures).
 package node

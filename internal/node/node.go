@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -292,6 +293,9 @@ func (n *Node) buildTailers(ctx context.Context, sources, rungs bool) error {
 				return fmt.Errorf("node: tailers[%d]: %w", i, err)
 			}
 			n.tailers = append(n.tailers, tl)
+		}
+		if err := n.reg.Register(newLagCollector(slices.Clone(n.tailers))); err != nil {
+			return fmt.Errorf("node: register kasync_tailer_lag_records, kasync_tailer_lag_seconds: %w", err)
 		}
 	}
 	if rungs {

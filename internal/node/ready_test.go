@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -21,18 +22,7 @@ import (
 // readyz fetches /readyz and returns its status code and body.
 func readyz(t *testing.T, addr string) (int, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
-	require.NoError(t, err)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp.StatusCode, string(body)
+	return httpGet(t, "http://"+addr+"/readyz")
 }
 
 // requireReadyz waits until /readyz answers code with a body containing want.
@@ -87,4 +77,53 @@ func TestReadyzOfASchedulerOnlyNode(t *testing.T) {
 	code, body := readyz(t, sched.HTTPAddr())
 	require.Equal(t, http.StatusOK, code, body)
 	require.Equal(t, "ready\n", body, "a scheduler-only node needs no Kafka to be ready")
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(body)
+}
+
+// TestMetricsAfterARunWithFailures scrapes /metrics after a run in which every tenth
+// event fails fatally: the outcome counters, the duration histogram and the tailer's
+// lag per partition are there, with the counts of the run.
+func TestMetricsAfterARunWithFailures(t *testing.T) {
+	t.Parallel()
+	const n = 200
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.NewTopic(t, brokers, 2)
+	end := produce(t, brokers, topic, n)
+	cfg := testConfig(t, brokers, topic)
+	reg := kruntime.NewRegistry()
+	reg.MustRegister("fn", func(_ context.Context, task *kruntime.Task) error {
+		if strings.HasSuffix(string(task.Payload), "0") {
+			return kruntime.Fatal(errors.New("ends in 0"))
+		}
+		return nil
+	})
+	nd := start(t, node.Options{Config: cfg, Registry: reg})
+	waitCommitted(t, brokers, cfg.Tailers[0].Group, topic, end)
+
+	for series, want := range map[string]string{
+		`kasync_workloads_total{function="fn",outcome="success"}`:   "180",
+		`kasync_workloads_total{function="fn",outcome="fatal"}`:     "20",
+		`kasync_workloads_total{function="fn",outcome="retriable"}`: "0",
+		`kasync_workload_duration_seconds_count{function="fn"}`:     "200",
+		`kasync_tailer_lag_records{partition="0",tailer="t"}`:       "0",
+		`kasync_tailer_lag_records{partition="1",tailer="t"}`:       "0",
+		`kasync_tailer_lag_seconds{partition="0",tailer="t"}`:       "0",
+		`kasync_tailer_lag_seconds{partition="1",tailer="t"}`:       "0",
+	} {
+		require.Equal(t, want, scrape(t, nd.HTTPAddr(), series), series)
+	}
+	nd.stop(t)
 }

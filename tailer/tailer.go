@@ -324,7 +324,7 @@ func (t *Tailer) accept(fp kgo.FetchTopicPartition, batch []scheduler.Pushed) []
 		p.mu.Unlock()
 		return batch
 	}
-	p.hw = max(p.hw, fp.HighWatermark)
+	p.hw = fp.HighWatermark
 	for _, rec := range fp.Records {
 		if p.skip.Contains(rec.Offset) {
 			if err := p.win.Skip(rec.Offset); err == nil {

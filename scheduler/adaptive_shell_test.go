@@ -2,6 +2,7 @@ package scheduler_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -162,7 +163,9 @@ func TestAdaptiveLimitCapsRunning(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
 	var cur, peak atomic.Int64
-	s := newScheduler(t, scheduler.Config{Functions: []scheduler.Function{
+	var over atomic.Value // the first start above the limit, as a message
+	var s *scheduler.Scheduler
+	s = newScheduler(t, scheduler.Config{Functions: []scheduler.Function{
 		fn("f", 8, func(_ context.Context, w *scheduler.Workload, _ time.Duration) scheduler.Outcome {
 			if w.ID == "429" {
 				return scheduler.Retriable(scheduler.ReasonOverloaded, "busy")
@@ -170,6 +173,11 @@ func TestAdaptiveLimitCapsRunning(t *testing.T) {
 			n := cur.Add(1)
 			defer cur.Add(-1)
 			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+			// After the one overload the limit only grows, so the limit read now is at
+			// least the one this start was admitted under.
+			if fs, _ := s.Stats().Function("f"); n > int64(fs.Limit) {
+				over.CompareAndSwap(nil, fmt.Sprintf("%d running under a limit of %d", n, fs.Limit))
 			}
 			<-release
 			return scheduler.Success()
@@ -188,9 +196,12 @@ func TestAdaptiveLimitCapsRunning(t *testing.T) {
 		fs, _ := s.Stats().Function("f")
 		return fs.Running == 4 && fs.Queued == 16
 	}, 10*time.Second, time.Millisecond)
+	require.EqualValues(t, 4, peak.Load(), "while every attempt is held, a limit of 4 lets 4 run")
 	close(release)
 	wg.Wait()
-	require.EqualValues(t, 4, peak.Load(), "a limit of 4 grows by 1/4 per success, so the first 4 finish before a 5th may start")
+	// As attempts succeed the limit grows by 1/limit each, and more may run at once;
+	// never more than the limit.
+	require.Nil(t, over.Load())
 }
 
 // TestAdaptiveHoldEndsAtClose: a Retry-After of an hour holds the function for

@@ -256,23 +256,9 @@ func TestAdaptiveDisabled(t *testing.T) {
 // gauge returns the value of the gauge name{function=fn} in reg.
 func gauge(t *testing.T, reg *prometheus.Registry, name, fn string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		require.Equal(t, "GAUGE", mf.GetType().String())
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "function" && l.GetValue() == fn {
-					return m.GetGauge().GetValue()
-				}
-			}
-		}
-	}
-	t.Fatalf("no %s{function=%q}", name, fn)
-	return 0
+	m := family(t, reg, name, map[string]string{"function": fn})
+	require.NotNil(t, m.GetGauge(), "%s is not a gauge", name)
+	return m.GetGauge().GetValue()
 }
 
 // family returns the metrics of the family name whose labels include want.

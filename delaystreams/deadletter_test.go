@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
@@ -120,8 +121,9 @@ func TestTooLargeIsNeverStuck(t *testing.T) {
 	}
 	// The producer's batches must fit the topics' limit, as an operator would set them.
 	cl := kafkatest.Client(t, brokers, kgo.ProducerBatchMaxBytes(limit), kgo.RecordDeliveryTimeout(10*time.Second))
+	reg := prometheus.NewRegistry()
 	rt, err := NewRouter(cl, RouterConfig{Ladder: mustLadder(t, []time.Duration{rung}, 0), TopicPrefix: prefix, DeadLetter: dlq,
-		Policies: map[string]RetryPolicy{"fn": {MaxAttempts: 3, Backoff: []time.Duration{rung}}}})
+		Policies: map[string]RetryPolicy{"fn": {MaxAttempts: 3, Backoff: []time.Duration{rung}}}, Registerer: reg})
 	require.NoError(t, err)
 
 	big := strings.Repeat("v", 3*limit)
@@ -145,6 +147,8 @@ func TestTooLargeIsNeverStuck(t *testing.T) {
 	for i, err := range errs {
 		require.NoError(t, err, "failure %d", i)
 	}
+	require.Equal(t, map[string]float64{"function=fn,reason=fatal": 3, "function=fn,reason=too-large": 1}, deadLetterCounts(t, reg),
+		"a dead letter is counted once, as what was finally acknowledged: trimmed, or a rung record turned too-large")
 
 	got := map[string]*kgo.Record{}
 	reader := kafkatest.Client(t, brokers, kgo.ConsumeTopics(dlq, RungTopic(prefix, rung)), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))

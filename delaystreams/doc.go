@@ -70,6 +70,18 @@
 // window. Each change is logged once and shown in kasync_storm_guard_active{function};
 // Active is lock-free and does not allocate.
 //
+// # Metrics
+//
+// With RouterConfig.Registerer, the Router registers kasync_dead_letter_total{function,
+// reason} and kasync_delay_lateness_seconds{rung} (rung as in its topic name: "30s").
+// Produce counts a dead letter once the broker acknowledged it, as what was finally
+// written (trimmed, or a rung record turned too-large), labelled with its kasync-function
+// when that is a configured function (else "") and its kasync-reason when it is one of
+// kasync's (else "other"), so forged headers cannot grow the label set. A RungReader
+// observes now − kasync-due when it releases a record to run as the next attempt, on a
+// series curried per rung at start (no lock, no allocation). Hops and held records are
+// not observed. The guard's gauge is kasync_storm_guard_active{function}.
+//
 // # Topics
 //
 // EnsureTopics (topics.go) creates missing rung and dead-letter topics and checks
@@ -107,4 +119,9 @@
 //  8. The storm guard changes state at most once per probe or trip, and never per record
 //     (TestGuardLogsOncePerChange); while it is on, nothing of that function is
 //     dead-lettered for exhausting attempts it spent during the storm (TestFailureStorm).
+//  9. kasync_dead_letter_total counts a dead letter exactly once, and only after the
+//     broker acknowledged it (TestRouteLandsRecords, TestTooLargeIsNeverStuck,
+//     TestRouteToMissingTopicFails); kasync_delay_lateness_seconds is observed once per
+//     re-delivery and is never negative, because a rung record is released only when due
+//     (TestRungLateness).
 package delaystreams

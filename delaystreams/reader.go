@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kasync/kasync/scheduler"
@@ -122,10 +123,11 @@ func (s *SourceReader) Failed(f *tailer.Failure) tailer.Step {
 // can run early only by as much as this node's clock is ahead of that node's (and a
 // hop early by as much as it is ahead of the broker's): with NTP, milliseconds.
 type RungReader struct {
-	router *Router
-	rung   time.Duration
-	topic  string
-	log    *slog.Logger
+	router   *Router
+	rung     time.Duration
+	topic    string
+	log      *slog.Logger
+	lateness prometheus.Observer // the rung's kasync_delay_lateness_seconds; nil without metrics
 }
 
 // NewRungReader returns the reader of the router's rung i. A nil log means
@@ -141,7 +143,7 @@ func NewRungReader(r *Router, i int, log *slog.Logger) (*RungReader, error) {
 		log = slog.Default()
 	}
 	topic := r.rungTopics[i]
-	return &RungReader{router: r, rung: r.ladder.Rung(i), topic: topic, log: log.With("rung", topic)}, nil
+	return &RungReader{router: r, rung: r.ladder.Rung(i), topic: topic, log: log.With("rung", topic), lateness: r.lateness(i)}, nil
 }
 
 // Topic is the rung topic the reader reads.
@@ -173,6 +175,9 @@ func (r *RungReader) Next(rec *kgo.Record, now time.Time) tailer.Step {
 	// ParseMeta took as "now" (garbage or missing) must not move ahead with the clock.
 	if now.Before(m.Due) {
 		return tailer.Step{Action: tailer.ActionWait, Until: m.Due}
+	}
+	if r.lateness != nil {
+		r.lateness.Observe(now.Sub(m.Due).Seconds()) // ≥ 0: not due was held just above
 	}
 	if len(fixed) > 0 {
 		r.log.Warn("rung record had kasync headers out of bounds; they were clamped",

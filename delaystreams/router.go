@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -73,6 +74,11 @@ type RouterConfig struct {
 	// Rand returns a number in [0, 1) for jitter; default math/rand/v2's Float64. It
 	// must be safe for concurrent use when the Router is.
 	Rand func() float64
+	// Registerer, when non-nil, registers kasync_dead_letter_total{function,reason}
+	// (counted by Produce once the broker acknowledged a dead letter) and
+	// kasync_delay_lateness_seconds{rung} (observed by the rung readers, a series per
+	// rung from the start).
+	Registerer prometheus.Registerer
 }
 
 // Router turns failed attempts into durable records on a rung or in the dead letter.
@@ -87,12 +93,14 @@ type Router struct {
 	maxDelay   time.Duration
 	now        func() time.Time
 	rand       func() float64
+	metrics    *routerMetrics // nil without RouterConfig.Registerer
 }
 
 // NewRouter checks cfg and returns a Router that produces with cl, which must be a
 // durable producer: acks from all in-sync replicas and idempotence, franz-go's defaults
 // (internal/kafka.ProducerOpts). The caller owns cl. Every problem of cfg is reported
-// at once, each naming the field and the fix.
+// at once, each naming the field and the fix. With a Registerer, a registration error
+// (such as prometheus.AlreadyRegisteredError) is returned wrapped.
 func NewRouter(cl *kgo.Client, cfg RouterConfig) (*Router, error) {
 	var errs []error
 	bad := func(format string, args ...any) {
@@ -156,6 +164,13 @@ func NewRouter(cl *kgo.Client, cfg RouterConfig) (*Router, error) {
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
+	}
+	if cfg.Registerer != nil {
+		m, err := newRouterMetrics(cfg.Registerer, cfg.Ladder)
+		if err != nil {
+			return nil, err
+		}
+		r.metrics = m
 	}
 	return r, nil
 }
@@ -322,6 +337,9 @@ func (r *Router) Produce(ctx context.Context, recs []*kgo.Record) []error {
 	}
 	var again []retry
 	for i, err := range errs {
+		if err == nil {
+			r.acked(recs[i])
+		}
 		if errors.Is(err, kerr.MessageTooLarge) {
 			if recs[i].Topic == r.deadLetter {
 				again = append(again, retry{i: i, base: recs[i], stage: 2})
@@ -346,6 +364,9 @@ func (r *Router) Produce(ctx context.Context, recs []*kgo.Record) []error {
 		for j, err := range r.produce(ctx, out) {
 			a := again[j]
 			errs[a.i] = err
+			if err == nil {
+				r.acked(out[j])
+			}
 			if errors.Is(err, kerr.MessageTooLarge) && a.stage < 3 {
 				a.stage++
 				next = append(next, a)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -231,8 +232,9 @@ func TestHop(t *testing.T) {
 
 // routeSetup starts a broker, creates rung topics for a 20ms, 50ms, 200ms ladder and a
 // dead-letter topic with EnsureTopics, and returns a router producing with a durable
-// producer that gives up on a record after a short delivery timeout.
-func routeSetup(t *testing.T, createDeadLetter bool) (*Router, []string, string) {
+// producer that gives up on a record after a short delivery timeout, and the registry
+// of its metrics.
+func routeSetup(t *testing.T, createDeadLetter bool) (*Router, []string, string, *prometheus.Registry) {
 	t.Helper()
 	brokers := kafkatest.Brokers(t)
 	prefix := kafkatest.TopicName(t)
@@ -244,6 +246,7 @@ func routeSetup(t *testing.T, createDeadLetter bool) (*Router, []string, string)
 		require.NoError(t, EnsureTopics(ctx, kafkatest.Admin(t, brokers), TopicPlan{Prefix: prefix, Rungs: rungs, DeadLetter: dlq, Partitions: 2}, slog.New(slog.DiscardHandler)))
 	}
 	cl := kafkatest.Client(t, brokers, append(kafka.ProducerOpts(), kgo.RecordDeliveryTimeout(time.Second))...)
+	reg := prometheus.NewRegistry()
 	rt, err := NewRouter(cl, RouterConfig{
 		Ladder:      mustLadder(t, rungs, 2*time.Millisecond),
 		TopicPrefix: prefix,
@@ -251,14 +254,15 @@ func routeSetup(t *testing.T, createDeadLetter bool) (*Router, []string, string)
 		Policies: map[string]RetryPolicy{
 			"charge": {MaxAttempts: 3, Backoff: []time.Duration{20 * time.Millisecond, 60 * time.Millisecond, 250 * time.Millisecond}},
 		},
+		Registerer: reg,
 	})
 	require.NoError(t, err)
-	return rt, brokers, dlq
+	return rt, brokers, dlq, reg
 }
 
 func TestRouteLandsRecords(t *testing.T) {
 	t.Parallel()
-	rt, brokers, dlq := routeSetup(t, true)
+	rt, brokers, dlq, reg := routeSetup(t, true)
 	src := func(off int64) *kgo.Record {
 		return &kgo.Record{Topic: "orders", Partition: 0, Offset: off, Key: []byte("k" + strconv.FormatInt(off, 10)), Value: []byte("v"),
 			Headers: []kgo.RecordHeader{{Key: "trace", Value: []byte("t")}, {Key: HeaderAttempt, Value: []byte("-1")}}}
@@ -288,6 +292,11 @@ func TestRouteLandsRecords(t *testing.T) {
 		require.Equal(t, wantReason[i], d.Reason, "failure %d", i)
 	}
 	require.False(t, ds[2].Due.Before(before.Add(time.Second)), "retry-after is honoured")
+	require.Equal(t, map[string]float64{
+		"function=charge,reason=exhausted":  1,
+		"function=charge,reason=fatal":      1,
+		"function=,reason=unknown-function": 1, // "nope" is no configured function
+	}, deadLetterCounts(t, reg), "each acknowledged dead letter is counted once; rung records are not")
 
 	got := consume(t, brokers, len(fs), append(topics, dlq)...)
 	for i := range fs {
@@ -333,7 +342,7 @@ func consume(t *testing.T, brokers []string, n int, topics ...string) map[string
 
 func TestRouteToMissingTopicFails(t *testing.T) {
 	t.Parallel()
-	rt, _, _ := routeSetup(t, false) // nothing created: no rung, no dead letter
+	rt, _, _, reg := routeSetup(t, false) // nothing created: no rung, no dead letter
 	fs := []Failure{
 		{Record: &kgo.Record{Topic: "orders", Offset: 1}, Function: "charge", Attempt: 1, Outcome: scheduler.Retriable(scheduler.ReasonError, "e")},
 		{Record: &kgo.Record{Topic: "orders", Offset: 2}, Function: "charge", Attempt: 1, Outcome: scheduler.Fatal(scheduler.ReasonFatal, "e")},
@@ -349,11 +358,12 @@ func TestRouteToMissingTopicFails(t *testing.T) {
 	require.ErrorContains(t, errs[0], "delaystreams: route orders/0/1 (function \"charge\") to "+rt.RungTopics()[0])
 	require.ErrorContains(t, errs[2], "nil Record")
 	require.NoError(t, ctx.Err(), "the delivery timeout, not the test's deadline, ended it")
+	require.Empty(t, deadLetterCounts(t, reg), "a dead letter that failed is not counted")
 }
 
 func TestRouteCanceled(t *testing.T) {
 	t.Parallel()
-	rt, _, _ := routeSetup(t, true)
+	rt, _, _, _ := routeSetup(t, true)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	_, errs := rt.Route(ctx, []Failure{{Record: &kgo.Record{Topic: "orders"}, Function: "charge", Attempt: 1}})

@@ -1,9 +1,10 @@
 // Package kafka builds franz-go clients the way every kasync part needs them:
 // seed brokers, client ID, TLS, SASL and logging from one small struct
 // (ClientConfig), the producer settings that kasync's durability rests on
-// (ProducerOpts). Topics kasync needs are created and checked by
-// delaystreams.EnsureTopics. It does not know about kasync's YAML configuration; the
-// caller copies the relevant fields into a ClientConfig.
+// (ProducerOpts), and the client metrics (Metrics). Topics kasync needs are
+// created and checked by delaystreams.EnsureTopics. It does not know about
+// kasync's YAML configuration; the caller copies the relevant fields into a
+// ClientConfig.
 //
 // Invariants:
 //
@@ -23,4 +24,9 @@
 //  4. LoadTLS never returns a config that silently ignores a file it was
 //     given: an unreadable or empty CA file, or a certificate without its key,
 //     is an error naming the file.
+//  5. Metrics exports a client's franz-go metrics through plugin/kprom as
+//     kasync_kafka_*, labelled client=<name>, so several clients share one registry
+//     without colliding; a closed client's series are unregistered
+//     (TestMetricsOfSeveralClients). The core of franz-go imports no Prometheus; only
+//     this option does.
 package kafka

@@ -24,5 +24,14 @@
 //  6. /metrics serves the scheduler's metrics (kasync_workloads_total,
 //     kasync_workload_duration_seconds, kasync_inflight, ...), the storm guard's, the
 //     source tailers' lag (kasync_tailer_lag_records and kasync_tailer_lag_seconds, by
-//     tailer and partition) and the Go runtime's (TestMetricsAfterARunWithFailures).
+//     tailer and partition) and the Go runtime's (TestMetricsAfterARunWithFailures);
+//     the delay router's kasync_dead_letter_total{function,reason} and
+//     kasync_delay_lateness_seconds{rung}; kasync_checkpoint_commits_total{store="pebble"},
+//     the store's synced commits read at scrape time; and, with the delay role,
+//     kasync_delay_records{rung}: each rung topic's end offsets minus its readers' group
+//     commits (the log start where none), asked of the broker at scrape time within 2s and
+//     left out when it does not answer, because a paused rung partition's end is not
+//     fetched. Every Kafka client the node creates exports franz-go's metrics through
+//     kprom as kasync_kafka_*{client}: client="producer", "tailer/<name>" and
+//     "delay/<rung>" (TestOperatingMetrics).
 package node

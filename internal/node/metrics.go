@@ -1,10 +1,17 @@
 package node
 
 import (
+	"context"
+	"errors"
+	"log/slog"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/kasync/kasync/checkpoint"
 	"github.com/kasync/kasync/tailer"
 )
 
@@ -44,4 +51,116 @@ func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.seconds, prometheus.GaugeValue, l.Age.Seconds(), t.Name(), p)
 		}
 	}
+}
+
+// checkpointCollector exports kasync_checkpoint_commits_total{store} from the store's
+// own counter at scrape time.
+type checkpointCollector struct {
+	store   *checkpoint.PebbleStore
+	name    string
+	commits *prometheus.Desc
+}
+
+func newCheckpointCollector(store *checkpoint.PebbleStore, name string) *checkpointCollector {
+	return &checkpointCollector{store: store, name: name, commits: prometheus.NewDesc("kasync_checkpoint_commits_total",
+		"Checkpoint commits since the node started: batches of partition states committed to the store and synced (one fsync each), however many states each held.",
+		[]string{"store"}, nil)}
+}
+
+// Describe implements prometheus.Collector.
+func (c *checkpointCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.commits }
+
+// Collect implements prometheus.Collector.
+func (c *checkpointCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(c.commits, prometheus.CounterValue, float64(c.store.Stats().Flushes), c.name)
+}
+
+// delayScrapeTimeout bounds the broker requests of one scrape of kasync_delay_records,
+// like /readyz's broker check.
+const delayScrapeTimeout = 2 * time.Second
+
+// rungGroup is a rung as kasync_delay_records sees it: its label, its topic and the
+// consumer group of its delay readers.
+type rungGroup struct{ name, topic, group string }
+
+// delayCollector exports kasync_delay_records{rung} at scrape time, from the broker:
+// the records of each rung topic its delay readers' group has not committed past (see
+// rungBacklog). It asks the broker because a delay reader pauses a partition while its
+// head is not due, and a paused partition's log end is not fetched: the tailer's own lag
+// would miss what arrived meanwhile, which is most of what waits on a rung.
+type delayCollector struct {
+	adm     *kadm.Client
+	rungs   []rungGroup
+	log     *slog.Logger
+	records *prometheus.Desc
+}
+
+func newDelayCollector(adm *kadm.Client, rungs []rungGroup, log *slog.Logger) *delayCollector {
+	return &delayCollector{adm: adm, rungs: rungs, log: log, records: prometheus.NewDesc("kasync_delay_records",
+		"Records waiting in a delay rung: over the rung topic's partitions, the log end offset minus the offset the rung's delay readers committed "+
+			"to their consumer group (the log start where none is). Read from the broker at scrape time, so every node reports the whole rung; "+
+			"absent when the broker did not answer within 2s.",
+		[]string{"rung"}, nil)}
+}
+
+// Describe implements prometheus.Collector.
+func (c *delayCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.records }
+
+// Collect implements prometheus.Collector. A rung the broker could not fully answer
+// for is left out rather than reported short.
+func (c *delayCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), delayScrapeTimeout)
+	defer cancel()
+	topics := make([]string, len(c.rungs))
+	groups := make([]string, len(c.rungs))
+	for i, r := range c.rungs {
+		topics[i], groups[i] = r.topic, r.group
+	}
+	starts, err := c.adm.ListStartOffsets(ctx, topics...)
+	if err != nil {
+		c.log.Debug("kasync_delay_records: listing the rungs' start offsets failed", "err", err)
+		return
+	}
+	ends, err := c.adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		c.log.Debug("kasync_delay_records: listing the rungs' end offsets failed", "err", err)
+		return
+	}
+	commits := c.adm.FetchManyOffsets(ctx, groups...)
+	for _, r := range c.rungs {
+		fetched, ok := commits[r.group]
+		if !ok || (fetched.Err != nil && !errors.Is(fetched.Err, kerr.GroupIDNotFound)) {
+			c.log.Debug("kasync_delay_records: fetching a rung group's offsets failed", "group", r.group, "err", fetched.Err)
+			continue
+		}
+		if n, ok := rungBacklog(r.topic, starts, ends, fetched.Fetched); ok {
+			ch <- prometheus.MustNewConstMetric(c.records, prometheus.GaugeValue, float64(n), r.name)
+		}
+	}
+}
+
+// rungBacklog sums, over the partitions of topic in ends, the end offset minus the
+// committed offset, or minus the start offset where nothing (or less) was committed:
+// what was produced and not yet consumed past. ok is false when any of those offsets
+// is missing or came with an error.
+func rungBacklog(topic string, starts, ends kadm.ListedOffsets, committed kadm.OffsetResponses) (n int64, ok bool) {
+	parts := ends[topic]
+	if len(parts) == 0 {
+		return 0, false
+	}
+	for p, end := range parts {
+		start, found := starts.Lookup(topic, p)
+		if end.Err != nil || !found || start.Err != nil {
+			return 0, false
+		}
+		from := start.Offset
+		if c, found := committed.Lookup(topic, p); found {
+			if c.Err != nil {
+				return 0, false
+			}
+			from = max(from, c.At) // At is -1 without a commit
+		}
+		n += max(0, end.Offset-from)
+	}
+	return n, true
 }

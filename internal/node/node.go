@@ -220,6 +220,9 @@ func (n *Node) buildTailers(ctx context.Context, sources, rungs bool) error {
 		return fmt.Errorf("node: open checkpoints in node.data_dir (%s): %w", dir, err)
 	}
 	n.store = store
+	if err := n.reg.Register(newCheckpointCollector(store, checkpointStoreLabel)); err != nil {
+		return fmt.Errorf("node: register kasync_checkpoint_commits_total: %w", err)
+	}
 
 	clientCfg, err := kafkaClientConfig(n.cfg, n.log)
 	if err != nil {
@@ -229,7 +232,7 @@ func (n *Node) buildTailers(ctx context.Context, sources, rungs bool) error {
 	if err != nil {
 		return fmt.Errorf("node: kafka: %w", err)
 	}
-	n.producer, err = kgo.NewClient(append(append([]kgo.Opt(nil), base...), kafka.ProducerOpts()...)...)
+	n.producer, err = kgo.NewClient(append(append(slices.Clone(base), kafka.ProducerOpts()...), kafka.Metrics(n.reg, "producer"))...)
 	if err != nil {
 		return fmt.Errorf("node: kafka producer: %w", err)
 	}
@@ -249,8 +252,9 @@ func (n *Node) buildTailers(ctx context.Context, sources, rungs bool) error {
 		return err
 	}
 	groupOpts := append(append([]kgo.Opt(nil), base...), kgo.SessionTimeout(n.cfg.Kafka.SessionTimeout.Std()))
-	common := func(tc tailer.Config) tailer.Config {
-		tc.ClientOpts = groupOpts
+	// common fills in what every tailer shares; client names its Kafka client's metrics.
+	common := func(tc tailer.Config, client string) tailer.Config {
+		tc.ClientOpts = append(slices.Clip(groupOpts), kafka.Metrics(n.reg, client))
 		tc.CommitInterval = n.cfg.Checkpoint.Interval.Std()
 		tc.CommitCount = n.cfg.Checkpoint.MaxPending
 		tc.Scheduler = sched
@@ -288,7 +292,7 @@ func (n *Node) buildTailers(ctx context.Context, sources, rungs bool) error {
 				MaxInFlight:   tc.MaxInFlight,
 				RevokeTimeout: tc.RevokeTimeout.Std(),
 				Reader:        reader,
-			}))
+			}, "tailer/"+tc.Name))
 			if err != nil {
 				return fmt.Errorf("node: tailers[%d]: %w", i, err)
 			}
@@ -299,29 +303,39 @@ func (n *Node) buildTailers(ctx context.Context, sources, rungs bool) error {
 		}
 	}
 	if rungs {
-		for i := range n.cfg.Delay.Rungs {
+		groups := make([]rungGroup, 0, len(n.cfg.Delay.Rungs))
+		for i, rung := range n.cfg.Delay.Rungs {
 			reader, err := delaystreams.NewRungReader(n.router, i, n.log)
 			if err != nil {
 				return fmt.Errorf("node: delay.rungs[%d]: %w", i, err)
 			}
 			// The group is named after the rung topic: every node's reader of a rung
 			// shares its partitions.
+			rg := rungGroup{name: delaystreams.RungName(rung.Std()), topic: reader.Topic(), group: reader.Topic()}
 			tl, err := tailer.New(common(tailer.Config{
-				Name:        reader.Topic(),
-				Topic:       reader.Topic(),
-				Group:       reader.Topic(),
+				Name:        rg.topic,
+				Topic:       rg.topic,
+				Group:       rg.group,
 				Start:       tailer.StartEarliest,
 				MaxInFlight: n.cfg.Delay.MaxInFlight,
 				Reader:      reader,
-			}))
+			}, "delay/"+rg.name))
 			if err != nil {
 				return fmt.Errorf("node: delay.rungs[%d]: %w", i, err)
 			}
 			n.tailers = append(n.tailers, tl)
+			groups = append(groups, rg)
+		}
+		if err := n.reg.Register(newDelayCollector(adm, groups, n.log)); err != nil {
+			return fmt.Errorf("node: register kasync_delay_records: %w", err)
 		}
 	}
 	return nil
 }
+
+// checkpointStoreLabel is the store label of kasync_checkpoint_commits_total: a node
+// has one checkpoint store, in Pebble.
+const checkpointStoreLabel = "pebble"
 
 // ensureTopics creates the rung and dead-letter topics when missing and refuses to
 // start when an existing one could lose a waiting record.
@@ -356,6 +370,7 @@ func (n *Node) buildRouter() error {
 	}
 	n.router, err = delaystreams.NewRouter(n.producer, delaystreams.RouterConfig{
 		Ladder: ladder, TopicPrefix: n.cfg.Delay.TopicPrefix, DeadLetter: n.cfg.DeadLetter.Topic, Policies: policies,
+		Registerer: n.reg,
 	})
 	if err != nil {
 		return fmt.Errorf("node: %w", err)

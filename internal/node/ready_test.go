@@ -118,6 +118,7 @@ func TestMetricsAfterARunWithFailures(t *testing.T) {
 		`kasync_workloads_total{function="fn",outcome="fatal"}`:     "20",
 		`kasync_workloads_total{function="fn",outcome="retriable"}`: "0",
 		`kasync_workload_duration_seconds_count{function="fn"}`:     "200",
+		`kasync_dead_letter_total{function="fn",reason="fatal"}`:    "20", // acknowledged before the source's checkpoint
 		`kasync_tailer_lag_records{partition="0",tailer="t"}`:       "0",
 		`kasync_tailer_lag_records{partition="1",tailer="t"}`:       "0",
 		`kasync_tailer_lag_seconds{partition="0",tailer="t"}`:       "0",

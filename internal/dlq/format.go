@@ -66,6 +66,9 @@ func WriteEntry(w io.Writer, topic string, e *Entry, ledger *Ledger) error {
 	for _, h := range e.Headers {
 		p("  %s: %s\n", Text([]byte(h.Key), false), Text(h.Value, false))
 	}
+	if !e.FirstFailure.IsZero() {
+		p("failed:    first at %s\n", showTime(e.FirstFailure))
+	}
 	if e.Dropped != "" {
 		p("dropped:   %s (too large to dead-letter whole; it cannot be redriven)\n", e.Dropped)
 	}

@@ -20,6 +20,10 @@ import (
 // an error instead of a hang.
 var ReachTimeout = 15 * time.Second
 
+// DeliveryTimeout bounds how long a redriven record or a mark may wait for the broker
+// before it counts as failed (and, for a record, is not marked).
+var DeliveryTimeout = 30 * time.Second
+
 // Conn reads a dead-letter topic and its ledger, and redrives. Each read uses a client
 // of its own, a direct consumer (no group, no commits) closed when the read ends;
 // produces and admin requests use one client that Close closes. A Conn is for one
@@ -40,7 +44,7 @@ func Open(ctx context.Context, cc kafka.ClientConfig, topic string) (*Conn, erro
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	cl, err := kafka.NewClient(cc, kafka.ProducerOpts()...)
+	cl, err := kafka.NewClient(cc, append(kafka.ProducerOpts(), kgo.RecordDeliveryTimeout(DeliveryTimeout))...)
 	if err != nil {
 		return nil, badInputf("%v", err)
 	}

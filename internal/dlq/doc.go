@@ -58,6 +58,10 @@
 //  6. A dead letter whose value was dropped to fit (kasync-dropped) is never redriven:
 //     it would run the function on an empty payload (TestPlan).
 //
+// Memory: list keeps only the entries it shows (--limit); a redrive holds the selected
+// records, values included, until it is done, so narrow a huge selection with filters
+// or --limit.
+//
 // A partition whose last offsets before the end are transaction markers would keep a
 // read waiting: kasync writes dead letters without transactions.
 package dlq

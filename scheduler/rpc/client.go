@@ -151,7 +151,7 @@ func (st *clientStream) connect(ctx context.Context) (*wire, int, error) {
 		wcancel()
 		return nil, 0, err
 	}
-	hello := &kasyncv1.PushRequest{Msg: &kasyncv1.PushRequest_Hello{Hello: &kasyncv1.PushHello{Tailer: st.name, PackedSuccesses: true}}}
+	hello := &kasyncv1.PushRequest{Msg: &kasyncv1.PushRequest_Hello{Hello: &kasyncv1.PushHello{Tailer: st.name, PackedSuccesses: true, CreditInOutcomes: true}}}
 	if err := stream.Send(hello); err != nil {
 		_, err = stream.Recv() // the real error is the stream's status
 		wcancel()
@@ -381,7 +381,14 @@ func (st *clientStream) read(w *wire) error {
 			}
 			st.mu.Lock()
 			st.answerLocked(rs)
+			var chunks [][]*kasyncv1.Workload
+			if n := m.Outcomes.GetCredit(); n > 0 {
+				st.credit += int(n)
+				chunks = st.takeResendLocked()
+				st.broadcastLocked()
+			}
 			st.mu.Unlock()
+			st.sendChunks(w, chunks)
 		default:
 			st.log.Warn("ignoring unknown push response message", "type", fmt.Sprintf("%T", m))
 		}

@@ -14,8 +14,9 @@ import (
 
 // pushRaw opens a Push stream by hand with hello, sends n workloads of "f" (tokens
 // 1..n; odd tokens fail) and returns every outcome it receives, by token, with the
-// number of packed successes among them.
-func pushRaw(t *testing.T, e *env, hello *kasyncv1.PushHello, n int) (map[uint64]scheduler.Outcome, int) {
+// number of packed successes among them and the credit returned, in Credit messages
+// and in OutcomeBatch.credit.
+func pushRaw(t *testing.T, e *env, hello *kasyncv1.PushHello, n int) (got map[uint64]scheduler.Outcome, packed int, cr returned) {
 	t.Helper()
 	stream, err := e.api.Push(ctxT(t))
 	require.NoError(t, err)
@@ -28,15 +29,20 @@ func pushRaw(t *testing.T, e *env, hello *kasyncv1.PushHello, n int) (map[uint64
 		ws[i] = WorkloadToProto(uint64(i+1), wl("f", "w-"+strconv.Itoa(i+1)))
 	}
 	require.NoError(t, stream.Send(&kasyncv1.PushRequest{Msg: &kasyncv1.PushRequest_Batch{Batch: &kasyncv1.WorkloadBatch{Workloads: ws}}}))
-	got := map[uint64]scheduler.Outcome{}
-	packed := 0
-	for len(got) < n {
+	got = map[uint64]scheduler.Outcome{}
+	// Every outcome frees a credit; wait for all of it, whichever way it comes.
+	for len(got) < n || cr.inMessages+cr.inBatches < n {
 		msg, err := stream.Recv()
 		require.NoError(t, err)
-		b := msg.GetOutcomes()
-		if b == nil {
-			continue // credit
+		if c := msg.GetCredit(); c != nil {
+			cr.inMessages += int(c.GetWorkloads())
+			continue
 		}
+		b := msg.GetOutcomes()
+		require.NotNil(t, b, "a push response is credit or outcomes")
+		cr.inBatches += int(b.GetCredit())
+		require.LessOrEqual(t, int(b.GetCredit()), len(b.GetSucceeded())+len(b.GetOutcomes()),
+			"a batch frees no more credit than it has outcomes")
 		for _, token := range b.GetSucceeded() {
 			require.NotContains(t, got, token, "token %d answered twice", token)
 			got[token] = scheduler.Success()
@@ -50,8 +56,11 @@ func pushRaw(t *testing.T, e *env, hello *kasyncv1.PushHello, n int) (map[uint64
 		}
 	}
 	require.NoError(t, stream.CloseSend())
-	return got, packed
+	return got, packed, cr
 }
+
+// returned is the credit a push stream got back after its first grant.
+type returned struct{ inMessages, inBatches int }
 
 // A tailer that asks for packed successes gets plain successes as tokens and every
 // other outcome whole; one that does not (an older tailer) gets Outcome messages only.
@@ -67,7 +76,7 @@ func TestPushPackedSuccessesNegotiated(t *testing.T) {
 			return scheduler.Success()
 		})}}, envOptions{})
 	for _, packed := range []bool{true, false} {
-		got, nPacked := pushRaw(t, e, &kasyncv1.PushHello{Tailer: "t", PackedSuccesses: packed}, n)
+		got, nPacked, _ := pushRaw(t, e, &kasyncv1.PushHello{Tailer: "t", PackedSuccesses: packed}, n)
 		for token := uint64(1); token <= n; token++ {
 			if token%2 == 1 {
 				require.Equal(t, scheduler.Retriable(scheduler.ReasonError, "odd w-"+strconv.FormatUint(token, 10)), got[token])
@@ -79,6 +88,27 @@ func TestPushPackedSuccessesNegotiated(t *testing.T) {
 			require.Equal(t, n/2, nPacked, "every plain success packed")
 		} else {
 			require.Zero(t, nPacked, "an older tailer gets no packed successes")
+		}
+	}
+}
+
+// A tailer that takes credit in outcome batches gets every freed slot back there and
+// no Credit message after the first; one that does not (an older tailer) gets Credit
+// messages only. Either way the credit returned is one per outcome.
+func TestPushCreditInOutcomesNegotiated(t *testing.T) {
+	t.Parallel()
+	const n = 300
+	e := newEnv(t, []scheduler.Function{{Name: "f", Concurrency: 8, Timeout: time.Minute,
+		Executor: scheduler.ExecutorFunc(func(context.Context, *scheduler.Workload, time.Duration) scheduler.Outcome {
+			return scheduler.Success()
+		})}}, envOptions{})
+	for _, inBatch := range []bool{true, false} {
+		got, _, cr := pushRaw(t, e, &kasyncv1.PushHello{Tailer: "t", PackedSuccesses: true, CreditInOutcomes: inBatch}, n)
+		require.Len(t, got, n)
+		if inBatch {
+			require.Equal(t, returned{inBatches: n}, cr)
+		} else {
+			require.Equal(t, returned{inMessages: n}, cr, "an older tailer gets Credit messages")
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"runtime"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -100,7 +101,7 @@ func (s *Server) Push(stream grpc.BidiStreamingServer[kasyncv1.PushRequest, kasy
 	log := s.log.With("tailer", hello.GetTailer())
 
 	ps := &pushStream{stream: stream, notify: make(chan struct{}, 1), stop: make(chan struct{}),
-		packed: hello.GetPackedSuccesses()}
+		packed: hello.GetPackedSuccesses(), creditInBatch: hello.GetCreditInOutcomes()}
 	// The first grant is sent before the sender starts, so it always comes first.
 	if err := stream.Send(creditMsg(s.opts.PushWindow)); err != nil {
 		return err
@@ -224,6 +225,9 @@ type pushStream struct {
 	notify chan struct{} // buffered 1: outcomes are waiting
 	stop   chan struct{} // closed by end
 	packed bool          // the tailer takes successes as OutcomeBatch.succeeded
+	// creditInBatch: the tailer takes the credit a batch frees as OutcomeBatch.credit,
+	// not as a Credit message after it.
+	creditInBatch bool
 
 	mu      sync.Mutex
 	credit  int                // workloads the tailer may still send
@@ -268,8 +272,9 @@ func (ps *pushStream) end() {
 	}
 }
 
-// sendLoop flushes outcomes, each batch followed by the credit it frees. The outcomes
-// are converted to protos here, off the scheduler's workers, into one array per batch.
+// sendLoop flushes outcomes, each batch with the credit it frees: in the batch when
+// the tailer takes it there, else as a Credit message after it. The outcomes are
+// converted to protos here, off the scheduler's workers, into one array per batch.
 func (ps *pushStream) sendLoop() error {
 	var spare []scheduler.Result // reused between flushes
 	for {
@@ -278,25 +283,31 @@ func (ps *pushStream) sendLoop() error {
 			return nil
 		case <-ps.notify:
 		}
+		// Let the attempts that are finishing add their outcomes first, so they go in
+		// the same message; a lone outcome waits for nothing.
+		runtime.Gosched()
 		ps.mu.Lock()
 		all := ps.pending
 		ps.pending = spare[:0]
 		ps.mu.Unlock()
 		for rest := all; len(rest) > 0; {
 			n := min(len(rest), maxOutcomesPerBatch)
-			msg := &kasyncv1.PushResponse{Msg: &kasyncv1.PushResponse_Outcomes{
-				Outcomes: outcomeBatch(rest[:n], ps.packed),
-			}}
-			if err := ps.stream.Send(msg); err != nil {
-				return err
-			}
+			b := outcomeBatch(rest[:n], ps.packed)
 			// Credit is returned before the tailer can see it, so a tailer that spends
 			// it at once is never over its credit here.
 			ps.mu.Lock()
 			ps.credit += n
 			ps.mu.Unlock()
-			if err := ps.stream.Send(creditMsg(n)); err != nil {
+			if ps.creditInBatch {
+				b.Credit = uint32(n)
+			}
+			if err := ps.stream.Send(&kasyncv1.PushResponse{Msg: &kasyncv1.PushResponse_Outcomes{Outcomes: b}}); err != nil {
 				return err
+			}
+			if !ps.creditInBatch {
+				if err := ps.stream.Send(creditMsg(n)); err != nil {
+					return err
+				}
 			}
 			rest = rest[n:]
 		}

@@ -376,8 +376,11 @@ type PushHello struct {
 	// packed_successes says the tailer understands OutcomeBatch.succeeded. A tailer
 	// that does not set it gets every outcome as an Outcome message.
 	PackedSuccesses bool `protobuf:"varint,2,opt,name=packed_successes,json=packedSuccesses,proto3" json:"packed_successes,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// credit_in_outcomes says the tailer takes OutcomeBatch.credit. A tailer that does
+	// not set it gets the credit freed by each batch as a Credit message after it.
+	CreditInOutcomes bool `protobuf:"varint,3,opt,name=credit_in_outcomes,json=creditInOutcomes,proto3" json:"credit_in_outcomes,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *PushHello) Reset() {
@@ -420,6 +423,13 @@ func (x *PushHello) GetTailer() string {
 func (x *PushHello) GetPackedSuccesses() bool {
 	if x != nil {
 		return x.PackedSuccesses
+	}
+	return false
+}
+
+func (x *PushHello) GetCreditInOutcomes() bool {
+	if x != nil {
+		return x.CreditInOutcomes
 	}
 	return false
 }
@@ -530,7 +540,12 @@ type OutcomeBatch struct {
 	// Outcome{token, kind: OUTCOME_KIND_SUCCESS} with no other field would be: a
 	// varint each instead of a message each. Sent only to a tailer whose hello set
 	// packed_successes.
-	Succeeded     []uint64 `protobuf:"varint,2,rep,packed,name=succeeded,proto3" json:"succeeded,omitempty"`
+	Succeeded []uint64 `protobuf:"varint,2,rep,packed,name=succeeded,proto3" json:"succeeded,omitempty"`
+	// credit is more room for workloads, granted once these outcomes are applied: what
+	// a Credit message right after the batch would grant, without a message of its own.
+	// Sent only to a tailer whose hello set credit_in_outcomes. A batch of outcomes
+	// may carry credit; a batch with credit carries at least one outcome.
+	Credit        uint32 `protobuf:"varint,3,opt,name=credit,proto3" json:"credit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -577,6 +592,13 @@ func (x *OutcomeBatch) GetSucceeded() []uint64 {
 		return x.Succeeded
 	}
 	return nil
+}
+
+func (x *OutcomeBatch) GetCredit() uint32 {
+	if x != nil {
+		return x.Credit
+	}
+	return 0
 }
 
 // PushRequest is a message from a tailer on a Push stream.
@@ -1663,17 +1685,19 @@ const file_kasync_v1_kasync_proto_rawDesc = "" +
 	"\x04kind\x18\x02 \x01(\x0e2\x16.kasync.v1.OutcomeKindR\x04kind\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x14\n" +
 	"\x05error\x18\x04 \x01(\tR\x05error\x12$\n" +
-	"\x0eretry_after_ms\x18\x05 \x01(\x03R\fretryAfterMs\"N\n" +
+	"\x0eretry_after_ms\x18\x05 \x01(\x03R\fretryAfterMs\"|\n" +
 	"\tPushHello\x12\x16\n" +
 	"\x06tailer\x18\x01 \x01(\tR\x06tailer\x12)\n" +
-	"\x10packed_successes\x18\x02 \x01(\bR\x0fpackedSuccesses\"B\n" +
+	"\x10packed_successes\x18\x02 \x01(\bR\x0fpackedSuccesses\x12,\n" +
+	"\x12credit_in_outcomes\x18\x03 \x01(\bR\x10creditInOutcomes\"B\n" +
 	"\rWorkloadBatch\x121\n" +
 	"\tworkloads\x18\x01 \x03(\v2\x13.kasync.v1.WorkloadR\tworkloads\"&\n" +
 	"\x06Credit\x12\x1c\n" +
-	"\tworkloads\x18\x01 \x01(\rR\tworkloads\"\\\n" +
+	"\tworkloads\x18\x01 \x01(\rR\tworkloads\"t\n" +
 	"\fOutcomeBatch\x12.\n" +
 	"\boutcomes\x18\x01 \x03(\v2\x12.kasync.v1.OutcomeR\boutcomes\x12\x1c\n" +
-	"\tsucceeded\x18\x02 \x03(\x04R\tsucceeded\"t\n" +
+	"\tsucceeded\x18\x02 \x03(\x04R\tsucceeded\x12\x16\n" +
+	"\x06credit\x18\x03 \x01(\rR\x06credit\"t\n" +
 	"\vPushRequest\x12,\n" +
 	"\x05hello\x18\x01 \x01(\v2\x14.kasync.v1.PushHelloH\x00R\x05hello\x120\n" +
 	"\x05batch\x18\x02 \x01(\v2\x18.kasync.v1.WorkloadBatchH\x00R\x05batchB\x05\n" +

@@ -47,6 +47,8 @@
 //     Retry-After hold timer firing (TestWorkersBounded). Not counted: a goroutine
 //     an InlineExecutor's function still holds after its attempt was taken over
 //     (guarantee 18); it is no longer a worker and ends when the function returns.
+//     A function whose attempts are started asynchronously has one worker
+//     (guarantee 19).
 //  4. A function's waiting workloads start highest Priority first, in admission order
 //     within a priority; every tenth start takes the oldest waiting workload of any
 //     priority, so a flood of high priorities never starves a low one
@@ -106,4 +108,22 @@
 //     which wakes the next as it starts, so a burst still reaches Concurrency
 //     attempts at once (TestBurstStartsUpToConcurrency). Local streams reuse their
 //     tickets without mixing up tokens and outcomes (TestLocalTicketsReused).
+//  18. An InlineExecutor's attempts run on the worker's own goroutine, and the
+//     scheduler keeps Executor's promises for them: an attempt is answered at its
+//     timeout, or at Close, even if the function has not returned, and exactly once
+//     (a watchdog timer per worker, re-armed lazily, and a shutdown watch race the
+//     function by a CAS on a generation-tagged state); the winner gives the worker's
+//     place to a new goroutine. A panic is retriable; a runtime.Goexit is answered and
+//     replaced too (TestInlineTimeoutReplacesTheWorker, TestInlineShortAttemptsNeverTimeOut,
+//     TestInlineCloseDoesNotWaitForAStuckFunction, TestInlineGoexitReplacesTheWorker,
+//     TestInlinePanicIsRetriable, TestInlineExactlyOnceUnderTakeovers,
+//     TestLocalConformanceInline).
+//  19. An AsyncExecutor's attempts (of a function with no rate limit, tenant rate
+//     or slot to wait for; gated functions call Execute) are handed over by one
+//     worker per function, which starts them up to the adaptive limit and does not
+//     wait for them; each ends where its outcome arrives, exactly once (a Start that
+//     panics is retriable, unless it ended the attempt first), and Close returns only
+//     after every end (TestAsyncConcurrencyCap, TestAsyncCloseEndsAttemptsInFlight,
+//     TestAsyncStartPanics, TestAsyncOnlyForUngatedFunctions,
+//     TestLocalConformanceAsync).
 package scheduler

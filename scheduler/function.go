@@ -19,6 +19,9 @@ type function struct {
 
 	limiter *rate.Limiter  // nil: no rate limit
 	inline  InlineExecutor // the Executor, when it runs attempts inline; else nil
+	// async is the Executor, when it hands attempts over without holding a worker
+	// (and the function is not gated); else nil. One worker then starts them all.
+	async AsyncExecutor
 	// gated: a wait (a rate limit's token, the arbiter's slot) comes before each
 	// start, so a worker claims a queued workload, waits, then pops.
 	gated bool
@@ -68,12 +71,21 @@ func (f *function) wake() wakeAction {
 		f.idle--
 		return wakeSignal
 	}
-	if f.workers < f.cfg.Concurrency {
+	if f.workers < f.maxWorkers() {
 		f.workers++
 		f.s.workers.Add(1) // before Close can mark f closed, so before workers.Wait
 		return wakeSpawn
 	}
 	return wakeNone
+}
+
+// maxWorkers is how many workers the function may have: one per running attempt, or
+// one in all when attempts are started asynchronously.
+func (f *function) maxWorkers() int {
+	if f.async != nil {
+		return 1
+	}
+	return f.cfg.Concurrency
 }
 
 // passOn is the wake-up a worker that just took work passes on: one more worker, if
@@ -164,8 +176,17 @@ func (f *function) work() {
 			continue
 		}
 		f.active++
-		at := attempt{e: e, seq: f.adapt.Start(), slot: slot}
 		f.running.Add(1)
+		if f.async != nil {
+			// Handed over, not awaited: this worker goes on starting attempts while
+			// the limit allows, and each ends where its outcome arrives.
+			at := &asyncAttempt{attempt: attempt{e: e, seq: f.adapt.Start()}, f: f}
+			f.mu.Unlock()
+			f.startAsync(wctx, at)
+			f.mu.Lock()
+			continue
+		}
+		at := attempt{e: e, seq: f.adapt.Start(), slot: slot}
 		a := f.passOn(fresh)
 		fresh = false
 		f.mu.Unlock()
@@ -322,6 +343,11 @@ func (f *function) attempt(ctx context.Context, w *Workload, in InlineExecutor) 
 	} else {
 		o = f.cfg.Executor.Execute(ctx, w, f.cfg.Timeout)
 	}
+	return f.checkOutcome(w, o)
+}
+
+// checkOutcome turns an outcome of no known kind into a retriable outcome.
+func (f *function) checkOutcome(w *Workload, o Outcome) Outcome {
 	switch o.Kind {
 	case OutcomeSuccess, OutcomeRetriable, OutcomeFatal:
 		return o

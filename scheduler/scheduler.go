@@ -72,6 +72,11 @@ func New(cfg Config) (*Scheduler, error) {
 		}
 		f.inline, _ = fc.Executor.(InlineExecutor)
 		f.gated = f.limiter != nil || f.tenant.limiter != nil || s.arb != nil
+		if f.inline == nil && !f.gated {
+			// A gated start waits for a token or a slot per attempt, on a worker of
+			// its own; those functions keep one worker per running attempt.
+			f.async, _ = fc.Executor.(AsyncExecutor)
+		}
 		f.cond.L = &f.mu
 		f.tenant.fns = append(f.tenant.fns, f)
 		s.fns[fc.Name] = f

@@ -93,4 +93,16 @@
 //     ask gets whole messages. (TestPushPackedSuccessesNegotiated,
 //     TestWorkPackedSuccesses, FuzzTaskResultBatch, runtime's
 //     TestWorkerPacksSuccessesWhenOffered)
+//  13. Credit in the outcome batch. To a tailer whose PushHello set credit_in_outcomes
+//     (this package's client does), the credit a batch of outcomes frees travels in
+//     that OutcomeBatch.credit instead of a Credit message after it; either way one
+//     workload of credit per outcome. (TestPushCreditInOutcomesNegotiated)
+//  14. WorkerPool is a scheduler.AsyncExecutor: Start keeps every promise of Execute
+//     (timeout from the hand-over, re-dispatch bounded by MaxRedispatch, heartbeats,
+//     cancellation by ctx, shutdown at Close) without a goroutine waiting per task.
+//     Ends are collected under the pool's lock and delivered after it is released;
+//     a done ctx ends the tasks started under it, found by its Done channel and one
+//     context.AfterFunc per such ctx, stopped when its last task ends. The pool tests
+//     of timeouts, re-dispatch and heartbeats run both ways. (TestPoolStartEndsTasksOfADoneCtx,
+//     TestPoolStartWithoutCapacity, TestPoolStartTimeout, and the Start/ subtests)
 package rpc

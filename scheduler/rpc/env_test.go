@@ -42,6 +42,31 @@ type envOptions struct {
 	server       ServerOptions
 	client       ClientOptions
 	interceptors []grpc.StreamServerInterceptor
+	// execute serves the pool's functions through Execute only, as for a gated
+	// function: one scheduler goroutine waits for each attempt. Otherwise the
+	// scheduler hands attempts over with Start.
+	execute bool
+}
+
+// executeOnly is a pool seen as a plain Executor.
+type executeOnly struct{ p *WorkerPool }
+
+func (x executeOnly) Execute(ctx context.Context, w *scheduler.Workload, timeout time.Duration) scheduler.Outcome {
+	return x.p.Execute(ctx, w, timeout)
+}
+
+// bothWays runs test with attempts handed to the pool by Start, then by Execute.
+func bothWays(t *testing.T, test func(t *testing.T, execute bool)) {
+	for _, execute := range []bool{false, true} {
+		name := "Start"
+		if execute {
+			name = "Execute"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			test(t, execute)
+		})
+	}
 }
 
 // newEnv starts an env for fns; a function with a nil Executor is served by the pool.
@@ -57,6 +82,9 @@ func newEnv(t testing.TB, fns []scheduler.Function, o envOptions) *env {
 	for i := range fns {
 		if fns[i].Executor == nil {
 			fns[i].Executor = e.pool
+			if o.execute {
+				fns[i].Executor = executeOnly{e.pool}
+			}
 		}
 	}
 	e.sched, err = scheduler.New(scheduler.Config{Functions: fns, Logger: logger})

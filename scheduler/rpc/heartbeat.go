@@ -44,7 +44,7 @@ func (p *WorkerPool) armBeatsLocked(at time.Time) {
 // message. Then it re-arms the check for the next deadline.
 func (p *WorkerPool) expireBeats(now time.Time) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	defer p.unlockAndFire()
 	p.beatAt = time.Time{}
 	if p.closed {
 		return
@@ -65,8 +65,8 @@ func (p *WorkerPool) expireBeats(now time.Time) {
 			}
 			task.abandoned = true
 			p.stopTimeoutLocked(task)
-			task.result <- taskEnd{lost: true, Outcome: scheduler.Retriable(scheduler.ReasonWorkerLost,
-				fmt.Sprintf("worker %q sent no heartbeat for task %d in %v", wk.id, task.id, p.heartbeatTimeout))}
+			p.endTaskLocked(task, taskEnd{lost: true, Outcome: scheduler.Retriable(scheduler.ReasonWorkerLost,
+				fmt.Sprintf("worker %q sent no heartbeat for task %d in %v", wk.id, task.id, p.heartbeatTimeout))})
 			wk.out.cancel(task.id)
 			lost++
 		}

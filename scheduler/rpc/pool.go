@@ -95,6 +95,25 @@ type WorkerPool struct {
 	deadlines deadlines   // tasks with a timeout, by deadline (timeout.go)
 	timeouts  *time.Timer // runs expireTimeouts; nil until the first timeout
 	timeoutAt time.Time   // when timeouts fires; zero when it is not armed
+
+	// Started tasks (see Start): their ends are collected under mu into fired and
+	// delivered by whoever unlocks (unlockAndFire), never under mu. watches groups
+	// them by their ctx's Done channel, so that one context.AfterFunc per group ends
+	// them all when it is done.
+	fired   []firedEnd
+	watches map[<-chan struct{}]*ctxWatch
+}
+
+// firedEnd is a started task's end, to deliver once mu is released.
+type firedEnd struct {
+	task *poolTask
+	end  taskEnd
+}
+
+// ctxWatch is the started tasks of one ctx (by its Done channel) that have not ended.
+type ctxWatch struct {
+	n    int
+	stop func() bool // stops the AfterFunc that ends them when ctx is done
 }
 
 // NewWorkerPool returns an empty pool with the default PoolOptions. logger may be nil
@@ -121,6 +140,7 @@ func newPool(opts PoolOptions) *WorkerPool {
 		changed:          make(map[string]chan struct{}),
 		rr:               make(map[string]int),
 		all:              make(map[*poolWorker]struct{}),
+		watches:          make(map[<-chan struct{}]*ctxWatch),
 	}
 }
 
@@ -145,9 +165,11 @@ type poolTask struct {
 	id        uint64
 	wk        *poolWorker
 	function  string
-	result    chan taskEnd // buffered 1; written once, under the pool's mu
+	result    chan taskEnd // Execute's: buffered 1; written once, under the pool's mu
 	abandoned bool         // the pool gave up (timeout, ctx, heartbeats); the result is dropped
 	lastBeat  time.Time    // when it was sent, or last named in a heartbeat
+
+	started *started // Start's: how it ends; nil for Execute's tasks
 
 	timeout  time.Duration // 0: none
 	deadline time.Time     // lastBeat + timeout, when timeout > 0
@@ -174,7 +196,7 @@ type taskEnd struct {
 // touches does not loop for ever.
 func (p *WorkerPool) Execute(ctx context.Context, w *scheduler.Workload, timeout time.Duration) scheduler.Outcome {
 	for redispatched := 0; ; redispatched++ {
-		wk, task, o, ok := p.claim(ctx, w.Function, timeout)
+		wk, task, o, ok := p.claim(ctx, w.Function, timeout, nil)
 		if !ok {
 			return o
 		}
@@ -210,8 +232,9 @@ func (p *WorkerPool) run(ctx context.Context, wk *poolWorker, task *poolTask, w 
 }
 
 // claim reserves one unit of a worker's capacity for function and registers a task,
-// whose timeout starts now.
-func (p *WorkerPool) claim(ctx context.Context, function string, timeout time.Duration) (*poolWorker, *poolTask, scheduler.Outcome, bool) {
+// whose timeout starts now: Execute's (st nil), with a channel for its end, or one
+// handed over by Start.
+func (p *WorkerPool) claim(ctx context.Context, function string, timeout time.Duration, st *started) (*poolWorker, *poolTask, scheduler.Outcome, bool) {
 	for {
 		p.mu.Lock()
 		if p.closed {
@@ -220,8 +243,12 @@ func (p *WorkerPool) claim(ctx context.Context, function string, timeout time.Du
 		}
 		if wk := p.pick(function); wk != nil {
 			now := time.Now()
-			task := &poolTask{id: p.nextID.Add(1), wk: wk, function: function, result: endChans.Get().(chan taskEnd),
-				lastBeat: now, timeout: timeout}
+			task := &poolTask{id: p.nextID.Add(1), wk: wk, function: function, lastBeat: now, timeout: timeout, started: st}
+			if st == nil {
+				task.result = endChans.Get().(chan taskEnd)
+			} else {
+				p.watchLocked(st)
+			}
 			wk.free--
 			wk.tasks[task.id] = task
 			p.startTimeoutLocked(task, now)
@@ -360,7 +387,7 @@ func (p *WorkerPool) attach(id string, functions []string, capacity, busy int, o
 // re-dispatches it, up to MaxRedispatch).
 func (p *WorkerPool) detach(wk *poolWorker, cause error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	defer p.unlockAndFire()
 	if wk.gone {
 		return
 	}
@@ -384,8 +411,8 @@ func (p *WorkerPool) detach(wk *poolWorker, cause error) {
 	for id, task := range wk.tasks {
 		p.stopTimeoutLocked(task)
 		if !task.abandoned {
-			task.result <- taskEnd{lost: true, Outcome: scheduler.Retriable(scheduler.ReasonWorkerLost,
-				fmt.Sprintf("worker %q went away: %v", wk.id, cause))}
+			p.endTaskLocked(task, taskEnd{lost: true, Outcome: scheduler.Retriable(scheduler.ReasonWorkerLost,
+				fmt.Sprintf("worker %q went away: %v", wk.id, cause))})
 			lost++
 		}
 		delete(wk.tasks, id)
@@ -445,7 +472,7 @@ func (p *WorkerPool) results(wk *poolWorker, succeeded []uint64, rs []*kasyncv1.
 		outcomes = append(outcomes, o)
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	defer p.unlockAndFire()
 	for _, id := range succeeded {
 		if err := p.endLocked(wk, id, scheduler.Success()); err != nil {
 			return err
@@ -472,7 +499,7 @@ func (p *WorkerPool) endLocked(wk *poolWorker, id uint64, o scheduler.Outcome) e
 	delete(wk.tasks, task.id)
 	if !task.abandoned {
 		p.stopTimeoutLocked(task)
-		task.result <- taskEnd{Outcome: o}
+		p.endTaskLocked(task, taskEnd{Outcome: o})
 	}
 	return nil
 }

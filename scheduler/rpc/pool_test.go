@@ -14,175 +14,185 @@ import (
 
 func TestPoolTimeoutCancelsTaskAndDropsLateResult(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, []scheduler.Function{{Name: "f", Concurrency: 2, Timeout: 100 * time.Millisecond}}, envOptions{})
-	w, err := dialWorker(t, e, &kasyncv1.WorkerHello{WorkerId: "slow", Functions: []string{"f"}, Capacity: 1})
-	require.NoError(t, err)
-	defer w.cancel()
-	r := newResults()
-	task, push := servedWorkload(t, e, w, r, 1, "f")
-	require.EqualValues(t, 100, task.GetTimeoutMs())
+	bothWays(t, func(t *testing.T, execute bool) {
+		e := newEnv(t, []scheduler.Function{{Name: "f", Concurrency: 2, Timeout: 100 * time.Millisecond}}, envOptions{execute: execute})
+		w, err := dialWorker(t, e, &kasyncv1.WorkerHello{WorkerId: "slow", Functions: []string{"f"}, Capacity: 1})
+		require.NoError(t, err)
+		defer w.cancel()
+		r := newResults()
+		task, push := servedWorkload(t, e, w, r, 1, "f")
+		require.EqualValues(t, 100, task.GetTimeoutMs())
 
-	o := r.waitOutcome(t, 1)
-	require.Equal(t, scheduler.OutcomeRetriable, o.Kind)
-	require.Equal(t, scheduler.ReasonTimeout, o.Reason)
-	require.Equal(t, task.GetTaskId(), w.recv(t).GetCancel().GetTaskId(), "the worker is told to cancel")
+		o := r.waitOutcome(t, 1)
+		require.Equal(t, scheduler.OutcomeRetriable, o.Kind)
+		require.Equal(t, scheduler.ReasonTimeout, o.Reason)
+		require.Equal(t, task.GetTaskId(), w.recv(t).GetCancel().GetTaskId(), "the worker is told to cancel")
 
-	// The late result is accepted (not a protocol error) and dropped; the freed slot
-	// then serves the next workload.
-	w.answer(t, task.GetTaskId(), scheduler.Success())
-	w.credit(t, 1)
-	push(scheduler.Pushed{Token: 2, Workload: wl("f", "task-2")})
-	task2 := w.recv(t).GetTask()
-	require.NotNil(t, task2)
-	w.answer(t, task2.GetTaskId(), scheduler.Success())
-	require.Equal(t, scheduler.Success(), r.waitOutcome(t, 2))
-	require.Equal(t, scheduler.OutcomeRetriable, r.outcome(t, 1).Kind, "token 1 still has exactly one result")
+		// The late result is accepted (not a protocol error) and dropped; the freed slot
+		// then serves the next workload.
+		w.answer(t, task.GetTaskId(), scheduler.Success())
+		w.credit(t, 1)
+		push(scheduler.Pushed{Token: 2, Workload: wl("f", "task-2")})
+		task2 := w.recv(t).GetTask()
+		require.NotNil(t, task2)
+		w.answer(t, task2.GetTaskId(), scheduler.Success())
+		require.Equal(t, scheduler.Success(), r.waitOutcome(t, 2))
+		require.Equal(t, scheduler.OutcomeRetriable, r.outcome(t, 1).Kind, "token 1 still has exactly one result")
+	})
 }
 
 func TestPoolTimeoutStartsWhenTaskIsSent(t *testing.T) {
 	t.Parallel()
-	const timeout = 100 * time.Millisecond
-	e := newEnv(t, []scheduler.Function{{Name: "f", Concurrency: 1, Timeout: timeout}}, envOptions{})
-	r := newResults()
-	st, err := e.client.Open(ctxT(t), "waits", r.deliver)
-	require.NoError(t, err)
-	defer func() { require.NoError(t, st.Close()) }()
-	require.NoError(t, st.Push(ctxT(t), []scheduler.Pushed{{Token: 1, Workload: wl("f", "early")}}))
-	require.Eventually(t, func() bool {
-		fs, _ := e.sched.Stats().Function("f")
-		return fs.Running == 1
-	}, waitTimeout, time.Millisecond, "the attempt is waiting in the pool")
-	// No worker for three timeouts: had the clock started, the attempt would have failed.
-	time.Sleep(3 * timeout)
-	r.mu.Lock()
-	require.Zero(t, r.n, "no result while no worker is connected")
-	r.mu.Unlock()
+	bothWays(t, func(t *testing.T, execute bool) {
+		const timeout = 100 * time.Millisecond
+		e := newEnv(t, []scheduler.Function{{Name: "f", Concurrency: 1, Timeout: timeout}}, envOptions{execute: execute})
+		r := newResults()
+		st, err := e.client.Open(ctxT(t), "waits", r.deliver)
+		require.NoError(t, err)
+		defer func() { require.NoError(t, st.Close()) }()
+		require.NoError(t, st.Push(ctxT(t), []scheduler.Pushed{{Token: 1, Workload: wl("f", "early")}}))
+		require.Eventually(t, func() bool {
+			fs, _ := e.sched.Stats().Function("f")
+			return fs.Running == 1
+		}, waitTimeout, time.Millisecond, "the attempt is waiting in the pool")
+		// No worker for three timeouts: had the clock started, the attempt would have failed.
+		time.Sleep(3 * timeout)
+		r.mu.Lock()
+		require.Zero(t, r.n, "no result while no worker is connected")
+		r.mu.Unlock()
 
-	w, err := dialWorker(t, e, &kasyncv1.WorkerHello{WorkerId: "late", Functions: []string{"f"}, Capacity: 1})
-	require.NoError(t, err)
-	defer w.cancel()
-	task := w.recv(t).GetTask()
-	w.answer(t, task.GetTaskId(), scheduler.Success())
-	require.Equal(t, scheduler.Success(), r.waitOutcome(t, 1))
+		w, err := dialWorker(t, e, &kasyncv1.WorkerHello{WorkerId: "late", Functions: []string{"f"}, Capacity: 1})
+		require.NoError(t, err)
+		defer w.cancel()
+		task := w.recv(t).GetTask()
+		w.answer(t, task.GetTaskId(), scheduler.Success())
+		require.Equal(t, scheduler.Success(), r.waitOutcome(t, 1))
+	})
 }
 
 func TestPoolLostWorkerTasksAreRedispatched(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, []scheduler.Function{{Name: "f", Concurrency: 4, Timeout: time.Hour}}, envOptions{})
-	doomed, err := dialWorker(t, e, &kasyncv1.WorkerHello{WorkerId: "doomed", Functions: []string{"f"}, Capacity: 3})
-	require.NoError(t, err)
-	r := newResults()
-	pushAllOf(t, e, r, "f", "a", "b", "c")
-	first := make(map[string]uint64)
-	for range 3 {
-		task := doomed.recv(t).GetTask()
-		first[task.GetId()] = task.GetTaskId()
-	}
-	doomed.cancel() // the worker process dies
-	require.Eventually(t, func() bool { return len(e.pool.Workers()) == 0 }, waitTimeout, time.Millisecond)
+	bothWays(t, func(t *testing.T, execute bool) {
+		e := newEnv(t, []scheduler.Function{{Name: "f", Concurrency: 4, Timeout: time.Hour}}, envOptions{execute: execute})
+		doomed, err := dialWorker(t, e, &kasyncv1.WorkerHello{WorkerId: "doomed", Functions: []string{"f"}, Capacity: 3})
+		require.NoError(t, err)
+		r := newResults()
+		pushAllOf(t, e, r, "f", "a", "b", "c")
+		first := make(map[string]uint64)
+		for range 3 {
+			task := doomed.recv(t).GetTask()
+			first[task.GetId()] = task.GetTaskId()
+		}
+		doomed.cancel() // the worker process dies
+		require.Eventually(t, func() bool { return len(e.pool.Workers()) == 0 }, waitTimeout, time.Millisecond)
 
-	// The attempts wait for a worker, and the next one gets them as they were.
-	heir, err := dialWorker(t, e, &kasyncv1.WorkerHello{WorkerId: "heir", Functions: []string{"f"}, Capacity: 3})
-	require.NoError(t, err)
-	defer heir.cancel()
-	for range 3 {
-		task := heir.recv(t).GetTask()
-		require.Contains(t, first, task.GetId())
-		require.NotEqual(t, first[task.GetId()], task.GetTaskId(), "a new task id for the new dispatch")
-		require.EqualValues(t, 1, task.GetAttempt(), "the lost attempt is not counted again")
-		delete(first, task.GetId())
-		heir.answer(t, task.GetTaskId(), scheduler.Success())
-	}
-	r.waitN(t, 3)
-	for token := range uint64(3) {
-		require.Equal(t, scheduler.Success(), r.outcome(t, token+1))
-	}
+		// The attempts wait for a worker, and the next one gets them as they were.
+		heir, err := dialWorker(t, e, &kasyncv1.WorkerHello{WorkerId: "heir", Functions: []string{"f"}, Capacity: 3})
+		require.NoError(t, err)
+		defer heir.cancel()
+		for range 3 {
+			task := heir.recv(t).GetTask()
+			require.Contains(t, first, task.GetId())
+			require.NotEqual(t, first[task.GetId()], task.GetTaskId(), "a new task id for the new dispatch")
+			require.EqualValues(t, 1, task.GetAttempt(), "the lost attempt is not counted again")
+			delete(first, task.GetId())
+			heir.answer(t, task.GetTaskId(), scheduler.Success())
+		}
+		r.waitN(t, 3)
+		for token := range uint64(3) {
+			require.Equal(t, scheduler.Success(), r.outcome(t, token+1))
+		}
+	})
 }
 
 func TestPoolRedispatchIsBounded(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, []scheduler.Function{{Name: "f", Concurrency: 1, Timeout: time.Hour}}, envOptions{pool: PoolOptions{MaxRedispatch: 2}})
-	r := newResults()
-	pushAllOf(t, e, r, "f", "deadly")
-	for i := range 3 { // the first dispatch and 2 re-dispatches
-		w, err := dialWorker(t, e, &kasyncv1.WorkerHello{WorkerId: fmt.Sprintf("victim-%d", i), Functions: []string{"f"}, Capacity: 1})
-		require.NoError(t, err)
-		task := w.recv(t).GetTask()
-		require.Equal(t, "deadly", task.GetId())
-		require.EqualValues(t, 1, task.GetAttempt())
-		r.mu.Lock()
-		require.Zero(t, r.n, "no outcome while re-dispatches are left")
-		r.mu.Unlock()
-		w.cancel() // the task kills its worker
-		require.Eventually(t, func() bool { return len(e.pool.Workers()) == 0 }, waitTimeout, time.Millisecond)
-	}
-	o := r.waitOutcome(t, 1)
-	require.Equal(t, scheduler.OutcomeRetriable, o.Kind)
-	require.Equal(t, scheduler.ReasonWorkerLost, o.Reason)
-	require.Contains(t, o.Err, "lost 3 times in a row")
+	bothWays(t, func(t *testing.T, execute bool) {
+		e := newEnv(t, []scheduler.Function{{Name: "f", Concurrency: 1, Timeout: time.Hour}}, envOptions{execute: execute, pool: PoolOptions{MaxRedispatch: 2}})
+		r := newResults()
+		pushAllOf(t, e, r, "f", "deadly")
+		for i := range 3 { // the first dispatch and 2 re-dispatches
+			w, err := dialWorker(t, e, &kasyncv1.WorkerHello{WorkerId: fmt.Sprintf("victim-%d", i), Functions: []string{"f"}, Capacity: 1})
+			require.NoError(t, err)
+			task := w.recv(t).GetTask()
+			require.Equal(t, "deadly", task.GetId())
+			require.EqualValues(t, 1, task.GetAttempt())
+			r.mu.Lock()
+			require.Zero(t, r.n, "no outcome while re-dispatches are left")
+			r.mu.Unlock()
+			w.cancel() // the task kills its worker
+			require.Eventually(t, func() bool { return len(e.pool.Workers()) == 0 }, waitTimeout, time.Millisecond)
+		}
+		o := r.waitOutcome(t, 1)
+		require.Equal(t, scheduler.OutcomeRetriable, o.Kind)
+		require.Equal(t, scheduler.ReasonWorkerLost, o.Reason)
+		require.Contains(t, o.Err, "lost 3 times in a row")
+	})
 }
 
 func TestPoolHeartbeatTimeoutRedispatchesAndDropsLateResult(t *testing.T) {
 	t.Parallel()
-	// Long enough that the healthy worker, which answers at once, never misses one.
-	const beat = 500 * time.Millisecond
-	e := newEnv(t, []scheduler.Function{{Name: "f", Concurrency: 2, Timeout: time.Hour}}, envOptions{pool: PoolOptions{HeartbeatTimeout: beat}})
-	hung, err := dialWorker(t, e, &kasyncv1.WorkerHello{WorkerId: "hung", Functions: []string{"f"}, Capacity: 2})
-	require.NoError(t, err)
-	defer hung.cancel()
-	md, err := hung.stream.Header()
-	require.NoError(t, err)
-	require.Equal(t, []string{"500"}, md.Get(HeartbeatTimeoutHeader), "the worker is told the timeout")
+	bothWays(t, func(t *testing.T, execute bool) {
+		// Long enough that the healthy worker, which answers at once, never misses one.
+		const beat = 500 * time.Millisecond
+		e := newEnv(t, []scheduler.Function{{Name: "f", Concurrency: 2, Timeout: time.Hour}}, envOptions{execute: execute, pool: PoolOptions{HeartbeatTimeout: beat}})
+		hung, err := dialWorker(t, e, &kasyncv1.WorkerHello{WorkerId: "hung", Functions: []string{"f"}, Capacity: 2})
+		require.NoError(t, err)
+		defer hung.cancel()
+		md, err := hung.stream.Header()
+		require.NoError(t, err)
+		require.Equal(t, []string{"500"}, md.Get(HeartbeatTimeoutHeader), "the worker is told the timeout")
 
-	r := newResults()
-	pushed := time.Now()
-	pushAllOf(t, e, r, "f", "a", "b")
-	held := make(map[uint64]string)
-	for range 2 {
-		task := hung.recv(t).GetTask()
-		held[task.GetTaskId()] = task.GetId()
-	}
-	// The stream stays open, but no heartbeat comes: the tasks go to a live worker.
-	good, err := dialWorker(t, e, &kasyncv1.WorkerHello{WorkerId: "good", Functions: []string{"f"}, Capacity: 2})
-	require.NoError(t, err)
-	defer good.cancel()
-	ids := make(map[string]bool)
-	for range 2 {
-		task := good.recv(t).GetTask()
-		require.GreaterOrEqual(t, time.Since(pushed), beat, "not taken as lost before the heartbeat timeout")
-		require.EqualValues(t, 1, task.GetAttempt())
-		ids[task.GetId()] = true
-		good.answer(t, task.GetTaskId(), scheduler.Success())
-	}
-	require.Equal(t, map[string]bool{"a": true, "b": true}, ids)
-	r.waitN(t, 2)
-	require.Equal(t, scheduler.Success(), r.outcome(t, 1))
-	require.Equal(t, scheduler.Success(), r.outcome(t, 2))
-
-	// The hung worker was told to cancel both; its late results are dropped, and
-	// answering makes it eligible for tasks again.
-	for range 2 {
-		cancel := hung.recv(t).GetCancel()
-		require.Contains(t, held, cancel.GetTaskId())
-	}
-	requireStalled(t, e, "hung", true)
-	for id := range held {
-		hung.answer(t, id, scheduler.Fatal(scheduler.ReasonFatal, "too late"))
-	}
-	requireStalled(t, e, "hung", false)
-	hung.credit(t, 2) // the stream is still good: its slots are its again
-	require.Eventually(t, func() bool {
-		for _, w := range e.pool.Workers() {
-			if w.ID == "hung" {
-				return w.Free == 2 && w.Running == 0
-			}
+		r := newResults()
+		pushed := time.Now()
+		pushAllOf(t, e, r, "f", "a", "b")
+		held := make(map[uint64]string)
+		for range 2 {
+			task := hung.recv(t).GetTask()
+			held[task.GetTaskId()] = task.GetId()
 		}
-		return false
-	}, waitTimeout, time.Millisecond)
-	r.mu.Lock()
-	require.Len(t, r.got[1], 1)
-	require.Len(t, r.got[2], 1)
-	r.mu.Unlock()
+		// The stream stays open, but no heartbeat comes: the tasks go to a live worker.
+		good, err := dialWorker(t, e, &kasyncv1.WorkerHello{WorkerId: "good", Functions: []string{"f"}, Capacity: 2})
+		require.NoError(t, err)
+		defer good.cancel()
+		ids := make(map[string]bool)
+		for range 2 {
+			task := good.recv(t).GetTask()
+			require.GreaterOrEqual(t, time.Since(pushed), beat, "not taken as lost before the heartbeat timeout")
+			require.EqualValues(t, 1, task.GetAttempt())
+			ids[task.GetId()] = true
+			good.answer(t, task.GetTaskId(), scheduler.Success())
+		}
+		require.Equal(t, map[string]bool{"a": true, "b": true}, ids)
+		r.waitN(t, 2)
+		require.Equal(t, scheduler.Success(), r.outcome(t, 1))
+		require.Equal(t, scheduler.Success(), r.outcome(t, 2))
+
+		// The hung worker was told to cancel both; its late results are dropped, and
+		// answering makes it eligible for tasks again.
+		for range 2 {
+			cancel := hung.recv(t).GetCancel()
+			require.Contains(t, held, cancel.GetTaskId())
+		}
+		requireStalled(t, e, "hung", true)
+		for id := range held {
+			hung.answer(t, id, scheduler.Fatal(scheduler.ReasonFatal, "too late"))
+		}
+		requireStalled(t, e, "hung", false)
+		hung.credit(t, 2) // the stream is still good: its slots are its again
+		require.Eventually(t, func() bool {
+			for _, w := range e.pool.Workers() {
+				if w.ID == "hung" {
+					return w.Free == 2 && w.Running == 0
+				}
+			}
+			return false
+		}, waitTimeout, time.Millisecond)
+		r.mu.Lock()
+		require.Len(t, r.got[1], 1)
+		require.Len(t, r.got[2], 1)
+		r.mu.Unlock()
+	})
 }
 
 func requireStalled(t *testing.T, e *env, worker string, want bool) {

@@ -72,7 +72,7 @@ func (p *WorkerPool) stopTimeoutLocked(task *poolTask) {
 // the timer for the next deadline.
 func (p *WorkerPool) expireTimeouts(now time.Time) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	defer p.unlockAndFire()
 	p.timeoutAt = time.Time{}
 	if p.closed && len(p.deadlines) == 0 {
 		return
@@ -80,8 +80,8 @@ func (p *WorkerPool) expireTimeouts(now time.Time) {
 	for len(p.deadlines) > 0 && !p.deadlines[0].deadline.After(now) {
 		task := heap.Pop(&p.deadlines).(*poolTask)
 		task.abandoned = true
-		task.result <- taskEnd{Outcome: scheduler.Retriable(scheduler.ReasonTimeout,
-			fmt.Sprintf("function %q: no result from worker %q within %v", task.function, task.wk.id, task.timeout))}
+		p.endTaskLocked(task, taskEnd{Outcome: scheduler.Retriable(scheduler.ReasonTimeout,
+			fmt.Sprintf("function %q: no result from worker %q within %v", task.function, task.wk.id, task.timeout))})
 		if !task.wk.gone {
 			task.wk.out.cancel(task.id)
 		}

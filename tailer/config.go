@@ -25,6 +25,21 @@ const (
 	StartLatest   Start = "latest"
 )
 
+// OffsetsLost says what a tailer does when the offset it would resume a partition from
+// is below the partition's log start: retention (or DeleteRecords) removed records it
+// never ran. Either way it logs an error naming the partition and how many records were
+// lost, and counts them in Stats.LostByRetention; it never skips to the log end.
+type OffsetsLost string
+
+const (
+	// OffsetsLostEarliest (the default) resumes at the log start: every record that
+	// still exists runs.
+	OffsetsLostEarliest OffsetsLost = "earliest"
+	// OffsetsLostFail stops the tailer (Run returns an ErrOffsetsLost) for an operator
+	// to decide, reading nothing of the partition.
+	OffsetsLostFail OffsetsLost = "fail"
+)
+
 // Ordering says which records of a partition may run at the same time (DESIGN.md,
 // "Ordering modes").
 type Ordering string
@@ -48,6 +63,9 @@ type Config struct {
 	Function string // the function its records run, for logs and the storm guard; "" for a rung reader
 	Group    string // consumer group; default "kasync.<Name>"
 	Start    Start  // default StartEarliest
+	// OffsetsLost is the policy for a resume offset below the log start (default
+	// OffsetsLostEarliest).
+	OffsetsLost OffsetsLost
 	// Ordering is which records may run at once (default OrderUnordered). With
 	// OrderKey or OrderPartition the Reader should retry failures in place (ActionRetry
 	// with Until), since a record on a delay rung would let later ones overtake it.
@@ -112,6 +130,9 @@ func (c Config) withDefaults() Config {
 	if c.Start == "" {
 		c.Start = StartEarliest
 	}
+	if c.OffsetsLost == "" {
+		c.OffsetsLost = OffsetsLostEarliest
+	}
 	if c.Ordering == "" {
 		c.Ordering = OrderUnordered
 	}
@@ -164,6 +185,9 @@ func (c Config) validate() error {
 	}
 	if c.Start != StartEarliest && c.Start != StartLatest {
 		bad("Start", "%q is not %q or %q", c.Start, StartEarliest, StartLatest)
+	}
+	if c.OffsetsLost != OffsetsLostEarliest && c.OffsetsLost != OffsetsLostFail {
+		bad("OffsetsLost", "%q is not %q or %q", c.OffsetsLost, OffsetsLostEarliest, OffsetsLostFail)
 	}
 	switch c.Ordering {
 	case OrderUnordered, OrderKey, OrderPartition:

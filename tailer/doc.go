@@ -63,4 +63,12 @@
 //     record read and not done, by its timestamp, which the window keeps with each
 //     record (TestLag, TestWindowModel). While a partition is paused nothing is
 //     fetched, so records appended meanwhile count only once it resumes.
+//  10. Offsets that vanished never skip to the end. A partition whose resume offset
+//     (checkpoint or group commit) is below its log start lost records to retention
+//     before they ran: the tailer logs an error with the count, adds it to
+//     Stats.LostByRetention, and by Config.OffsetsLost resumes at the log start
+//     (default) or stops, reading nothing of it (Run returns ErrOffsetsLost). Start
+//     applies only to a group with no checkpoint; an out-of-range answer from the
+//     broker resumes at the log start too (TestOffsetsLostResumeAtLogStart,
+//     TestOffsetsLostFailStops).
 package tailer

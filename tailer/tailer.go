@@ -47,6 +47,11 @@ type Tailer struct {
 
 	stats  statCounters
 	errLog rateLimitedLog
+
+	// offsetsLost is set when the OffsetsLostFail policy stops the tailer; stopPoll
+	// then ends the poll loop.
+	offsetsLost atomic.Pointer[error]
+	stopPoll    context.CancelFunc
 }
 
 // entry is one record in flight: from its read until its outcome is durable. It is
@@ -124,6 +129,12 @@ func (t *Tailer) Run(ctx context.Context) error {
 		}
 	}()
 
+	// The poll loop's ctx: ended by ctx, or by the OffsetsLostFail policy, which may
+	// act as soon as the client exists.
+	pollCtx, stopPoll := context.WithCancel(ctx)
+	defer stopPoll()
+	t.stopPoll = stopPoll
+
 	start := kgo.NewOffset().AtStart()
 	if t.cfg.Start == StartLatest {
 		start = kgo.NewOffset().AtEnd()
@@ -133,7 +144,11 @@ func (t *Tailer) Run(ctx context.Context) error {
 		kgo.ConsumeTopics(t.cfg.Topic),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.DisableAutoCommit(),
-		kgo.ConsumeResetOffset(start),
+		// start is for a group with no checkpoint; a resume offset that fell out of the
+		// log never skips to the end (adjustOffsets handles the one below the log start
+		// it can see; this covers retention racing it).
+		kgo.ConsumeStartOffset(start),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(t.cfg.MaxWait),
 		kgo.FetchMaxBytes(t.cfg.FetchMaxBytes),
 		kgo.OnPartitionsAssigned(t.assigned),
@@ -163,7 +178,11 @@ func (t *Tailer) Run(ctx context.Context) error {
 	}
 
 	t.log.Info("tailer started", "group", t.cfg.Group, "function", t.cfg.Function, "ordering", t.cfg.Ordering)
-	runErr := t.pollLoop(ctx)
+	runErr := t.pollLoop(pollCtx)
+	stopPoll()
+	if err := t.offsetsLost.Load(); err != nil && runErr == nil {
+		runErr = *err
+	}
 
 	// Drain: hand every partition back as a revocation would, then leave the group
 	// (whose revoke callback then finds nothing left to do).
@@ -193,10 +212,14 @@ type Stats struct {
 	// their time (ActionWait); Blocked, those waiting behind an earlier record of their
 	// key or partition (OrderKey, OrderPartition).
 	InFlight, Held, Blocked int64
+	// LostByRetention counts records that were removed from the log (retention,
+	// DeleteRecords) below a partition's resume offset before they ran.
+	LostByRetention int64
 }
 
 type statCounters struct {
 	read, skipped, succeeded, delayed, hopped, deadLettered, inPlace, fenced, pauses, held, blocked atomic.Int64
+	lostByRetention                                                                                 atomic.Int64
 }
 
 // Name is the tailer's name (Config.Name).
@@ -264,6 +287,7 @@ func (t *Tailer) Stats() Stats {
 		Delayed: t.stats.delayed.Load(), Hopped: t.stats.hopped.Load(), DeadLettered: t.stats.deadLettered.Load(),
 		RetriedInPlace: t.stats.inPlace.Load(), Fenced: t.stats.fenced.Load(), Pauses: t.stats.pauses.Load(),
 		InFlight: t.inFlight.Load(), Held: t.stats.held.Load(), Blocked: t.stats.blocked.Load(),
+		LostByRetention: t.stats.lostByRetention.Load(),
 	}
 }
 
@@ -460,6 +484,7 @@ func (t *Tailer) assigned(_ context.Context, cl *kgo.Client, m map[string][]int3
 func (t *Tailer) adjustOffsets(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	var fresh []int32
 	var resumed []string
+	starts := make(map[int32]int64, len(offsets[t.cfg.Topic])) // resume offsets, for the log start check
 	for p, o := range offsets[t.cfg.Topic] {
 		t.mu.Lock()
 		part := t.parts[p]
@@ -492,9 +517,11 @@ func (t *Tailer) adjustOffsets(ctx context.Context, offsets map[string]map[int32
 		case start < 0:
 			fresh = append(fresh, p)
 		default:
+			starts[p] = start
 			resumed = append(resumed, fmt.Sprintf("%d@%d(group %d, local %t, skip %d)", p, start, committed, ok, skip.NumRanges()))
 		}
 	}
+	t.checkLogStarts(ctx, starts, offsets[t.cfg.Topic])
 	if len(fresh) > 0 || len(resumed) > 0 {
 		slices.Sort(fresh)
 		slices.Sort(resumed)

@@ -60,6 +60,9 @@ const (
 	// Start positions for a group that has no checkpoint yet.
 	StartEarliest = "earliest"
 	StartLatest   = "latest"
+	// Policies for a resume offset below the log start.
+	OffsetsLostEarliest = "earliest"
+	OffsetsLostFail     = "fail"
 
 	// Ordering modes of a tailer (DESIGN.md "Ordering modes").
 	OrderingUnordered = "unordered"
@@ -251,7 +254,12 @@ type Tailer struct {
 	Function string `yaml:"function"`
 	Group    string `yaml:"group"`
 	Start    string `yaml:"start"`
-	Ordering string `yaml:"ordering"`
+	// OffsetsLost is what the tailer does when a partition's resume offset is below
+	// its log start (retention removed records before they ran): "earliest" (the
+	// default) resumes at the log start, "fail" stops the node. Both log an error
+	// and count the lost records.
+	OffsetsLost string `yaml:"offsets_lost"`
+	Ordering    string `yaml:"ordering"`
 	// Priority of this tailer's workloads in their function's queue, higher first
 	// (default 0); a record's kasync-priority header overrides it.
 	Priority      int32    `yaml:"priority"`
@@ -317,6 +325,7 @@ func (c *Config) WithDefaults() *Config {
 			setString(&t.Group, "kasync."+t.Name)
 		}
 		setString(&t.Start, StartEarliest)
+		setString(&t.OffsetsLost, OffsetsLostEarliest)
 		setString(&t.Ordering, OrderingUnordered)
 		setInt(&t.Batch.MaxRecords, DefaultMaxRecords)
 		setDuration(&t.Batch.MaxWait, DefaultMaxWait)

@@ -89,6 +89,7 @@ tailers:
     function: echo
     group: kasync.demo                        # default: kasync.<tailer name>
     start: earliest                           # or latest, for a group with no checkpoint
+    offsets_lost: earliest                    # or fail: when retention removed records before they ran
     ordering: unordered                       # or key, or partition
     priority: 0                               # higher runs first; a record's kasync-priority header overrides it
     batch: {max_records: 500, max_wait: 10ms}

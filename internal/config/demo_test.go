@@ -33,7 +33,7 @@ func TestDemoYAMLMatchesDemo(t *testing.T) {
 	require.Equal(t, "echo", demo.Functions[0].Name)
 	require.Empty(t, demo.Functions[0].URL, "echo is served in process")
 	require.Equal(t, []Tailer{{
-		Name: "demo", Topic: "kasync.demo", Function: "echo", Group: "kasync.demo", Start: StartEarliest,
+		Name: "demo", Topic: "kasync.demo", Function: "echo", Group: "kasync.demo", Start: StartEarliest, OffsetsLost: OffsetsLostEarliest,
 		Ordering: OrderingUnordered, Batch: Batch{MaxRecords: DefaultMaxRecords, MaxWait: Duration(DefaultMaxWait)},
 		MaxInFlight: DefaultMaxInFlight, RevokeTimeout: Duration(DefaultRevokeTimeout),
 	}}, demo.Tailers)

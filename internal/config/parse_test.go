@@ -40,7 +40,7 @@ func TestParseDesignExample(t *testing.T) {
 		Timeout: Duration(30 * time.Second), Retry: Retry{MaxAttempts: 5, Backoff: DefaultBackoff()},
 	}}, c.Functions)
 	require.Equal(t, []Tailer{{
-		Name: "orders", Topic: "orders", Function: "charge", Group: "kasync.orders", Start: "earliest",
+		Name: "orders", Topic: "orders", Function: "charge", Group: "kasync.orders", Start: "earliest", OffsetsLost: "earliest",
 		Ordering: "unordered", Batch: Batch{MaxRecords: 500, MaxWait: Duration(10 * time.Millisecond)},
 		MaxInFlight: 10000, RevokeTimeout: Duration(10 * time.Second),
 	}}, c.Tailers)
@@ -62,7 +62,7 @@ func TestParseAppliesDefaults(t *testing.T) {
 		Scheduler:  Scheduler{WorkerHeartbeatTimeout: Duration(15 * time.Second)},
 		Functions: []Function{{Name: "f", Concurrency: 64, Timeout: Duration(30 * time.Second), Adaptive: Adaptive{Min: 1},
 			Retry: Retry{MaxAttempts: 5, Backoff: DefaultBackoff()}}},
-		Tailers: []Tailer{{Name: "t", Topic: "in", Function: "f", Group: "kasync.t", Start: "earliest",
+		Tailers: []Tailer{{Name: "t", Topic: "in", Function: "f", Group: "kasync.t", Start: "earliest", OffsetsLost: "earliest",
 			Ordering: "unordered", Batch: Batch{MaxRecords: 500, MaxWait: Duration(10 * time.Millisecond)},
 			MaxInFlight: 10000, RevokeTimeout: Duration(10 * time.Second)}},
 	}
@@ -78,7 +78,7 @@ delay: {rungs: [100ms, 1s]}
 functions:
   - {name: f, concurrency: 3, rate: 2.5, timeout: 1500ms, retry: {max_attempts: 1, backoff: [0, 1h30m]}}
 tailers:
-  - {name: t, topic: in, function: f, group: g, start: latest, ordering: key, batch: {max_records: 7, max_wait: 1ms}, max_in_flight: 9, revoke_timeout: 2s}
+  - {name: t, topic: in, function: f, group: g, start: latest, offsets_lost: fail, ordering: key, batch: {max_records: 7, max_wait: 1ms}, max_in_flight: 9, revoke_timeout: 2s}
 `), "x.yaml", noEnv)
 	require.NoError(t, err)
 	require.Equal(t, []Duration{Duration(100 * time.Millisecond), Duration(time.Second)}, c.Delay.Rungs)
@@ -89,7 +89,7 @@ tailers:
 	require.Equal(t, 90*time.Minute, f.Retry.BackoffFor(3))
 	require.Equal(t, 90*time.Minute, f.Retry.BackoffFor(10), "the last backoff repeats")
 	tl := c.Tailers[0]
-	require.Equal(t, Tailer{Name: "t", Topic: "in", Function: "f", Group: "g", Start: "latest", Ordering: "key",
+	require.Equal(t, Tailer{Name: "t", Topic: "in", Function: "f", Group: "g", Start: "latest", OffsetsLost: "fail", Ordering: "key",
 		Batch: Batch{MaxRecords: 7, MaxWait: Duration(time.Millisecond)}, MaxInFlight: 9, RevokeTimeout: Duration(2 * time.Second)}, tl)
 }
 

@@ -256,6 +256,10 @@ func (c *Config) validateTailers(l *problemList, functions map[string]bool) {
 		if t.Start != StartEarliest && t.Start != StartLatest {
 			l.add(p+".start", "%q is not allowed; use %s or %s", t.Start, StartEarliest, StartLatest)
 		}
+		if t.OffsetsLost != OffsetsLostEarliest && t.OffsetsLost != OffsetsLostFail {
+			l.add(p+".offsets_lost", "%q is not allowed; use %s (resume at the log start) or %s (stop the node)",
+				t.OffsetsLost, OffsetsLostEarliest, OffsetsLostFail)
+		}
 		switch t.Ordering {
 		case OrderingUnordered, OrderingKey, OrderingPartition:
 		default:

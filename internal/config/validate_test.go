@@ -111,6 +111,7 @@ func TestValidateProblems(t *testing.T) {
 		{"tailer shared group", func(c *Config) { c.Tailers[1].Topic = "orders"; c.Tailers[1].Group = "kasync.orders" }, "tailers[1].group", `"kasync.orders" already reads topic "orders" in tailers[0]; ...`},
 		{"tailer empty group", func(c *Config) { c.Tailers[1].Group = "" }, "tailers[1].group", `empty; name the consumer group, like "kasync.signups"`},
 		{"tailer start", func(c *Config) { c.Tailers[0].Start = "beginning" }, "tailers[0].start", `"beginning" is not allowed; use earliest or latest`},
+		{"tailer offsets_lost", func(c *Config) { c.Tailers[0].OffsetsLost = "latest" }, "tailers[0].offsets_lost", `"latest" is not allowed; use earliest (resume at the log start) or fail (stop the node)`},
 		{"tailer ordering", func(c *Config) { c.Tailers[0].Ordering = "keyed" }, "tailers[0].ordering", `"keyed" is not allowed; use unordered, key or partition`},
 		{"tailer batch", func(c *Config) { c.Tailers[0].Batch.MaxRecords = -1 }, "tailers[0].batch.max_records", "-1 is not allowed; use at least 1 (default 500)"},
 		{"tailer max wait", func(c *Config) { c.Tailers[0].Batch.MaxWait = d("-1ms") }, "tailers[0].batch.max_wait", "-1ms is negative; use a positive duration like 10ms"},

@@ -53,6 +53,30 @@ func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// lostCollector exports kasync_tailer_records_lost_total{tailer} for every tailer of
+// the node, rung readers included: records removed from the log (retention,
+// DeleteRecords) below a partition's resume offset before they ran.
+type lostCollector struct {
+	tailers []*tailer.Tailer
+	lost    *prometheus.Desc
+}
+
+func newLostCollector(tailers []*tailer.Tailer) *lostCollector {
+	return &lostCollector{tailers: tailers, lost: prometheus.NewDesc("kasync_tailer_records_lost_total",
+		"Records removed from the log (retention, DeleteRecords) below a partition's resume offset before they ran; the tailer logs each loss as an error.",
+		[]string{"tailer"}, nil)}
+}
+
+// Describe implements prometheus.Collector.
+func (c *lostCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.lost }
+
+// Collect implements prometheus.Collector.
+func (c *lostCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, t := range c.tailers {
+		ch <- prometheus.MustNewConstMetric(c.lost, prometheus.CounterValue, float64(t.Stats().LostByRetention), t.Name())
+	}
+}
+
 // checkpointCollector exports kasync_checkpoint_commits_total{store} from the store's
 // own counter at scrape time.
 type checkpointCollector struct {

@@ -286,6 +286,7 @@ func (n *Node) buildTailers(ctx context.Context, sources, rungs bool) error {
 				Function:      tc.Function,
 				Group:         tc.Group,
 				Start:         tailer.Start(tc.Start),
+				OffsetsLost:   tailer.OffsetsLost(tc.OffsetsLost),
 				Ordering:      tailer.Ordering(tc.Ordering),
 				MaxRecords:    tc.Batch.MaxRecords,
 				MaxWait:       tc.Batch.MaxWait.Std(),
@@ -329,6 +330,9 @@ func (n *Node) buildTailers(ctx context.Context, sources, rungs bool) error {
 		if err := n.reg.Register(newDelayCollector(adm, groups, n.log)); err != nil {
 			return fmt.Errorf("node: register kasync_delay_records: %w", err)
 		}
+	}
+	if err := n.reg.Register(newLostCollector(slices.Clone(n.tailers))); err != nil {
+		return fmt.Errorf("node: register kasync_tailer_records_lost_total: %w", err)
 	}
 	return nil
 }

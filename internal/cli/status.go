@@ -90,7 +90,7 @@ func runStatus(ctx context.Context, e env, args []string) error {
 		if *cfgPath != "" {
 			where = "kafka.brokers in " + *cfgPath
 		}
-		return fmt.Errorf("%w (--timeout %v); check %s and that the brokers are up", err, *timeout, where)
+		return fmt.Errorf("%w; check %s and that the brokers are up (each try is bounded by --timeout %v)", err, where, *timeout)
 	case err != nil:
 		return err
 	}

@@ -90,7 +90,7 @@ func runStatus(ctx context.Context, e env, args []string) error {
 		if *cfgPath != "" {
 			where = "kafka.brokers in " + *cfgPath
 		}
-		return fmt.Errorf("%w; check %s and that the brokers are up (each try is bounded by --timeout %v)", err, where, *timeout)
+		return fmt.Errorf("%w; check %s and that the brokers are up (kasync status waits at most --timeout, %v)", err, where, *timeout)
 	case err != nil:
 		return err
 	}

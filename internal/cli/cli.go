@@ -44,6 +44,7 @@ var commands = map[string]command{
 	"config":  {"`config check FILE`: validate a config file", runConfig},
 	"version": {"print the version", runVersion},
 	"dlq":     {"list, show and redrive dead letters (`kasync dlq -h`)", runDLQ},
+	"status":  {"tailer lag, delay rungs and dead letters, read from the brokers", runStatus},
 	"bench":   {"measure kasync against raw franz-go, a hand-written consumer and Asynq", runBench},
 	// bench-child is a measured process `kasync bench` starts.
 	"bench-child": {"one measured process of kasync bench", runBenchChild},

@@ -98,7 +98,7 @@ func (h *harness) enqueue(ctx context.Context, peer, addr, queue string, n int64
 // serve starts the peer's measured serve subcommand.
 func (h *harness) serve(peer, addr, queue string, n int64) (*proc, error) {
 	p, err := startProc("asynq server", peer, []string{"serve", "--redis", addr, "--queue", queue,
-		"--n", strconv.FormatInt(n, 10), "--concurrency", strconv.Itoa(h.o.Concurrency)}, true, nil)
+		"--n", strconv.FormatInt(n, 10), "--concurrency", strconv.Itoa(h.o.Concurrency)}, true, h.childEnv())
 	if err != nil {
 		return nil, err
 	}

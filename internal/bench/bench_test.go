@@ -60,7 +60,7 @@ func TestHarnessSmallRun(t *testing.T) {
 	defer cancel()
 	args := []string{"bench", "--records", fmt.Sprint(records), "--partitions", "4",
 		"--asynq-records", "2000", "--latency-duration", "400ms", "--latency-max-rate", "2000", "--concurrency", "16",
-		"--stall", "60s", "--out", out}
+		"--stall", "60s", "--out", out, "--child-gomaxprocs", "1"}
 	// The Asynq peer runs when `make bench-peers` has built it and installed redis-server
 	// (CI does): then its row must not be skipped.
 	wantAsynq := false
@@ -77,11 +77,13 @@ func TestHarnessSmallRun(t *testing.T) {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	require.NoError(t, cmd.Run(), "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 	t.Logf("kasync bench:\n%s", stdout.String())
+	require.Contains(t, stdout.String(), "measured processes run with GOMAXPROCS=1")
 
 	raw, err := os.ReadFile(filepath.Join(out, "report.json"))
 	require.NoError(t, err)
 	var r Report
 	require.NoError(t, json.Unmarshal(raw, &r))
+	require.Equal(t, 1, r.Settings.ChildGOMAXPROCS)
 	require.Len(t, r.Rows, len(AllModes))
 	for i, row := range r.Rows {
 		require.Equal(t, AllModes[i], row.Mode)
@@ -135,6 +137,7 @@ func TestOptionsValidateNamesTheFlag(t *testing.T) {
 		{func(o *Options) { o.Modes = []string{"kafka-streams"} }, `--modes: unknown mode "kafka-streams"`},
 		{func(o *Options) { o.Modes = []string{ModeRaw, ModeRaw} }, "named twice"},
 		{func(o *Options) { o.Concurrency = 0 }, "--concurrency 0"},
+		{func(o *Options) { o.ChildGOMAXPROCS = -1 }, "--child-gomaxprocs -1"},
 	} {
 		o := good
 		c.edit(&o)
@@ -142,6 +145,11 @@ func TestOptionsValidateNamesTheFlag(t *testing.T) {
 		require.Error(t, err)
 		require.Contains(t, err.Error(), c.want)
 	}
+}
+
+func TestChildEnvSetsGOMAXPROCS(t *testing.T) {
+	require.Nil(t, (&harness{o: Options{}}).childEnv(), "the Go default unless asked")
+	require.Equal(t, []string{"GOMAXPROCS=1"}, (&harness{o: Options{ChildGOMAXPROCS: 1}}).childEnv())
 }
 
 func TestTrackerCountsEachRecordOnce(t *testing.T) {

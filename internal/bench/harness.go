@@ -50,7 +50,12 @@ type Options struct {
 	Partitions  int // of the benchmark topics (default 12)
 	Keys        int // distinct record keys (default 1000)
 	Concurrency int // kasync function concurrency, worker capacity, Asynq concurrency (default 64)
-	Modes       []string
+	// ChildGOMAXPROCS, when positive, is the GOMAXPROCS of every measured process
+	// (kasync's, the hand-written and raw consumers', Asynq's server), as a container
+	// with that many CPUs would give it; 0 leaves the Go default (every core). The
+	// broker and Redis keep theirs.
+	ChildGOMAXPROCS int
+	Modes           []string
 
 	LatencyFraction float64       // latency phase rate = this × the mode's peak (default 0.5; 0 < f ≤ 1)
 	LatencyMaxRate  float64       // and at most this per second (0: no cap)
@@ -138,6 +143,9 @@ func (o Options) Validate() error {
 	if o.Keys < 1 {
 		bad("--keys %d: use at least 1", o.Keys)
 	}
+	if o.ChildGOMAXPROCS < 0 || o.ChildGOMAXPROCS > 1024 {
+		bad("--child-gomaxprocs %d: use 1 to 1024, or 0 for the Go default", o.ChildGOMAXPROCS)
+	}
 	if o.Concurrency < 1 || o.Concurrency > 10000 {
 		bad("--concurrency %d: use 1 to 10000", o.Concurrency)
 	}
@@ -207,7 +215,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	defer h.close()
 	h.report = &Report{Started: time.Now().UTC().Truncate(time.Second), Machine: machine(), Ratios: map[string]float64{},
 		Settings: Settings{Runs: o.Runs, Records: o.Records, AsynqRecords: o.AsynqRecords, Size: o.Size, Partitions: o.Partitions,
-			Keys: o.Keys, Concurrency: o.Concurrency, LatencyFraction: o.LatencyFraction, LatencyMaxRate: o.LatencyMaxRate,
+			Keys: o.Keys, Concurrency: o.Concurrency, ChildGOMAXPROCS: o.ChildGOMAXPROCS, LatencyFraction: o.LatencyFraction, LatencyMaxRate: o.LatencyMaxRate,
 			LatencyDuration: Duration(o.LatencyDuration)}}
 	if err := h.startBroker(); err != nil {
 		return nil, err
@@ -537,7 +545,7 @@ func (h *harness) startMode(mode, topic string, n int64, warm bool, phase string
 		if mode == ModeInline {
 			child = childInline
 		}
-		p, err := startProc(mode, h.o.Exe, h.childArgs(child, topic, group, n, warm), true, nil)
+		p, err := startProc(mode, h.o.Exe, h.childArgs(child, topic, group, n, warm), true, h.childEnv())
 		if err != nil {
 			return nil, err
 		}
@@ -547,7 +555,7 @@ func (h *harness) startMode(mode, topic string, n int64, warm bool, phase string
 		if err != nil {
 			return nil, err
 		}
-		p, err := startProc(mode, h.o.Exe, h.childArgs(childNode, topic, group, n, warm, "--config", path), true, nil)
+		p, err := startProc(mode, h.o.Exe, h.childArgs(childNode, topic, group, n, warm, "--config", path), true, h.childEnv())
 		if err != nil {
 			return nil, err
 		}
@@ -556,6 +564,15 @@ func (h *harness) startMode(mode, topic string, n int64, warm bool, phase string
 		return h.startSplit(topic, group, n, warm, phase)
 	}
 	return nil, fmt.Errorf("bench: mode %q has no processes", mode)
+}
+
+// childEnv is the environment added to a measured process's: its GOMAXPROCS, when
+// Options.ChildGOMAXPROCS sets one.
+func (h *harness) childEnv() []string {
+	if h.o.ChildGOMAXPROCS <= 0 {
+		return nil
+	}
+	return []string{"GOMAXPROCS=" + strconv.Itoa(h.o.ChildGOMAXPROCS)}
 }
 
 // startSplit starts a scheduler node, a tailer node pushing to it, and the measured SDK
@@ -572,7 +589,7 @@ func (h *harness) startSplit(topic, group string, n int64, warm bool, phase stri
 		}
 	}()
 	sched, err := startProc("kasync-split scheduler node", h.o.Exe, append([]string{"run", "--config", path, "--roles", "scheduler",
-		"--log-level", "warn"}, h.profileArgs(ModeSplit+"-"+phase+"-scheduler")...), false, nil)
+		"--log-level", "warn"}, h.profileArgs(ModeSplit+"-"+phase+"-scheduler")...), false, h.childEnv())
 	if err != nil {
 		return nil, err
 	}
@@ -581,12 +598,12 @@ func (h *harness) startSplit(topic, group string, n int64, warm bool, phase stri
 		return nil, err
 	}
 	tl, err := startProc("kasync-split tailer node", h.o.Exe, append([]string{"run", "--config", path, "--roles", "tailer,delay",
-		"--scheduler", grpcAddr, "--log-level", "warn"}, h.profileArgs(ModeSplit+"-"+phase+"-tailer")...), false, nil)
+		"--scheduler", grpcAddr, "--log-level", "warn"}, h.profileArgs(ModeSplit+"-"+phase+"-tailer")...), false, h.childEnv())
 	if err != nil {
 		return nil, err
 	}
 	m.helpers = append(m.helpers, h.track(tl))
-	w, err := startProc("kasync-split worker", h.o.Exe, h.childArgs(childWorker, topic, group, n, warm, "--scheduler", grpcAddr), true, nil)
+	w, err := startProc("kasync-split worker", h.o.Exe, h.childArgs(childWorker, topic, group, n, warm, "--scheduler", grpcAddr), true, h.childEnv())
 	if err != nil {
 		return nil, err
 	}
@@ -823,7 +840,7 @@ func (h *harness) runLateness(ctx context.Context) *Lateness {
 		return l
 	}
 	h.bar.phase(fmt.Sprintf("delay lateness @ %s", formatRate(rate)), n)
-	p, err := startProc("lateness", h.o.Exe, h.childArgs(childLateness, topic, group, n, true, "--config", path), true, nil)
+	p, err := startProc("lateness", h.o.Exe, h.childArgs(childLateness, topic, group, n, true, "--config", path), true, h.childEnv())
 	if err != nil {
 		l.Error = err.Error()
 		return l

@@ -36,13 +36,15 @@ type Machine struct {
 
 // Settings are the workload's shape.
 type Settings struct {
-	Runs            int      `json:"runs"`             // each mode's runs; the rows are medians
-	Records         int      `json:"records"`          // per Kafka mode, in the throughput phase
-	AsynqRecords    int      `json:"asynq_records"`    // Asynq's throughput phase
-	Size            int      `json:"size"`             // payload bytes
-	Partitions      int      `json:"partitions"`       //
-	Keys            int      `json:"keys"`             // distinct keys, round robin
-	Concurrency     int      `json:"concurrency"`      // kasync function / Asynq server concurrency
+	Runs         int `json:"runs"`          // each mode's runs; the rows are medians
+	Records      int `json:"records"`       // per Kafka mode, in the throughput phase
+	AsynqRecords int `json:"asynq_records"` // Asynq's throughput phase
+	Size         int `json:"size"`          // payload bytes
+	Partitions   int `json:"partitions"`    //
+	Keys         int `json:"keys"`          // distinct keys, round robin
+	Concurrency  int `json:"concurrency"`   // kasync function / Asynq server concurrency
+	// ChildGOMAXPROCS is the GOMAXPROCS of the measured processes; 0: the Go default.
+	ChildGOMAXPROCS int      `json:"child_gomaxprocs,omitempty"`
 	LatencyFraction float64  `json:"latency_fraction"` // offered rate = this × the mode's peak
 	LatencyMaxRate  float64  `json:"latency_max_rate"` // ... at most this many per second
 	LatencyDuration Duration `json:"latency_duration"`

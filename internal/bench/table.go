@@ -25,6 +25,9 @@ func WriteTable(w io.Writer, r *Report) error {
 		s.Records, s.Size, s.Partitions, s.Keys, s.Concurrency, s.AsynqRecords)
 	m := r.Machine
 	fmt.Fprintf(w, "machine: %s, %d cores, %s %s; broker: %s\n", m.CPU, m.Cores, m.GoVersion, m.OS, m.Broker)
+	if s.ChildGOMAXPROCS > 0 {
+		fmt.Fprintf(w, "measured processes run with GOMAXPROCS=%d\n", s.ChildGOMAXPROCS)
+	}
 	fmt.Fprintf(w, "latency: produce → function start at %.0f%% of each mode's peak for %s\n", s.LatencyFraction*100, s.LatencyDuration)
 	if s.Runs > 1 {
 		fmt.Fprintf(w, "figures: medians of %d runs, interleaved; spread is the lowest and highest run\n", s.Runs)

@@ -19,6 +19,7 @@ func runBench(ctx context.Context, e env, args []string) error {
 	f.IntVar(&o.Partitions, "partitions", 12, "partitions of the benchmark topics")
 	f.IntVar(&o.Keys, "keys", 1000, "distinct record keys")
 	f.IntVar(&o.Concurrency, "concurrency", 64, "kasync function concurrency, SDK worker capacity and Asynq concurrency")
+	f.IntVar(&o.ChildGOMAXPROCS, "child-gomaxprocs", 0, "GOMAXPROCS of every measured process, as a container with that many CPUs would set (0: the Go default, every core)")
 	modes := f.String("modes", strings.Join(bench.AllModes, ","), "modes to run, comma-separated, in this order")
 	f.Float64Var(&o.LatencyFraction, "latency-fraction", 0.5, "latency phase: offer this fraction of each mode's measured peak rate")
 	f.Float64Var(&o.LatencyMaxRate, "latency-max-rate", 0, "latency phase: offer at most this many records per second (0: no cap)")

@@ -75,6 +75,13 @@ type Node struct {
 	router   *delaystreams.Router
 	guard    *delaystreams.Guard
 	tailers  []*tailer.Tailer // source tailers, then delay readers
+	sources  []*tailer.Tailer // the source tailers, in config order (tailer role)
+	adm      *kadm.Client     // on producer; nil without Kafka
+	// rungGroups are the ladder's rungs, shortest first, whenever the node has Kafka;
+	// rungReaders, with the delay role, their readers by the same index.
+	rungGroups  []rungGroup
+	rungReaders []*tailer.Tailer
+	deadLetters *deadLetterTail // nil without Kafka
 
 	done chan struct{}
 	err  error
@@ -237,6 +244,7 @@ func (n *Node) buildTailers(ctx context.Context, sources, rungs bool) error {
 		return fmt.Errorf("node: kafka producer: %w", err)
 	}
 	adm := kadm.NewClient(n.producer)
+	n.adm = adm
 	if err := n.ensureTopics(ctx, adm); err != nil {
 		return err
 	}
@@ -246,6 +254,12 @@ func (n *Node) buildTailers(ctx context.Context, sources, rungs bool) error {
 	if err := n.buildRouter(); err != nil {
 		return err
 	}
+	for i, topic := range n.router.RungTopics() {
+		// The group is named after the rung topic: every node's reader of a rung
+		// shares its partitions.
+		n.rungGroups = append(n.rungGroups, rungGroup{name: delaystreams.RungName(n.cfg.Delay.Rungs[i].Std()), topic: topic, group: topic})
+	}
+	n.deadLetters = newDeadLetterTail(clientCfg, n.cfg.DeadLetter.Topic)
 
 	sched, err := n.tailerScheduler()
 	if err != nil {
@@ -298,20 +312,17 @@ func (n *Node) buildTailers(ctx context.Context, sources, rungs bool) error {
 			}
 			n.tailers = append(n.tailers, tl)
 		}
-		if err := n.reg.Register(newLagCollector(slices.Clone(n.tailers))); err != nil {
+		n.sources = slices.Clone(n.tailers)
+		if err := n.reg.Register(newLagCollector(n.sources)); err != nil {
 			return fmt.Errorf("node: register kasync_tailer_lag_records, kasync_tailer_lag_seconds: %w", err)
 		}
 	}
 	if rungs {
-		groups := make([]rungGroup, 0, len(n.cfg.Delay.Rungs))
-		for i, rung := range n.cfg.Delay.Rungs {
+		for i, rg := range n.rungGroups {
 			reader, err := delaystreams.NewRungReader(n.router, i, n.log)
 			if err != nil {
 				return fmt.Errorf("node: delay.rungs[%d]: %w", i, err)
 			}
-			// The group is named after the rung topic: every node's reader of a rung
-			// shares its partitions.
-			rg := rungGroup{name: delaystreams.RungName(rung.Std()), topic: reader.Topic(), group: reader.Topic()}
 			tl, err := tailer.New(common(tailer.Config{
 				Name:        rg.topic,
 				Topic:       rg.topic,
@@ -324,9 +335,9 @@ func (n *Node) buildTailers(ctx context.Context, sources, rungs bool) error {
 				return fmt.Errorf("node: delay.rungs[%d]: %w", i, err)
 			}
 			n.tailers = append(n.tailers, tl)
-			groups = append(groups, rg)
+			n.rungReaders = append(n.rungReaders, tl)
 		}
-		if err := n.reg.Register(newDelayCollector(adm, groups, n.log)); err != nil {
+		if err := n.reg.Register(newDelayCollector(adm, n.rungGroups, n.log)); err != nil {
 			return fmt.Errorf("node: register kasync_delay_records: %w", err)
 		}
 	}
@@ -562,6 +573,9 @@ func (n *Node) closeAll() {
 	}
 	if n.conn != nil {
 		_ = n.conn.Close()
+	}
+	if n.deadLetters != nil {
+		n.deadLetters.close()
 	}
 	if n.producer != nil {
 		n.producer.Close()

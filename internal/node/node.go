@@ -25,6 +25,7 @@ import (
 	"github.com/kasync/kasync/checkpoint"
 	"github.com/kasync/kasync/delaystreams"
 	"github.com/kasync/kasync/internal/config"
+	"github.com/kasync/kasync/internal/dashboard"
 	"github.com/kasync/kasync/internal/kafka"
 	kruntime "github.com/kasync/kasync/runtime"
 	"github.com/kasync/kasync/runtime/httpfn"
@@ -210,6 +211,12 @@ func (n *Node) startHTTP() error {
 	})
 	mux.HandleFunc("GET /readyz", n.serveReady)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{prometheus.DefaultGatherer, n.reg}, promhttp.HandlerOpts{}))
+	dash, err := dashboard.New(dashboard.Options{Source: n, Logger: n.log})
+	if err != nil {
+		_ = lis.Close()
+		return fmt.Errorf("node: %w", err)
+	}
+	mux.Handle("/", dash) // the page, /status.json and /assets/; 404 for other paths
 	n.httpLis = lis
 	n.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return nil
@@ -472,7 +479,7 @@ func (n *Node) GRPCAddr() string {
 	return n.grpcLis.Addr().String()
 }
 
-// HTTPAddr is the address of /metrics, /healthz and /readyz.
+// HTTPAddr is the address of /metrics, /healthz, /readyz and the dashboard.
 func (n *Node) HTTPAddr() string { return n.httpLis.Addr().String() }
 
 // Tailers are the node's tailers, for status and tests.

@@ -1,10 +1,13 @@
 package delaystreams
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kasync/kasync/scheduler"
@@ -112,4 +115,48 @@ func (r *Router) lateness(i int) prometheus.Observer {
 		return nil
 	}
 	return r.metrics.lateness[i]
+}
+
+// DeadLetterCount is how many dead letters of one function and reason a Router has
+// written (acknowledged by the broker) since it was built: one series of
+// kasync_dead_letter_total.
+type DeadLetterCount struct {
+	Function string // "" when kasync-function named no configured function
+	Reason   string // OtherReason when kasync-reason was none of kasync's
+	Count    uint64
+}
+
+// DeadLetterCounts reads the Router's kasync_dead_letter_total counters, sorted by
+// function then reason, for status views. It is nil without a Registerer (no
+// counters) and leaves out series that are still 0.
+func (r *Router) DeadLetterCounts() []DeadLetterCount {
+	if r.metrics == nil {
+		return nil
+	}
+	ch := make(chan prometheus.Metric)
+	go func() { // ends when Collect has sent every series; the loop below drains ch
+		r.metrics.deadLetters.Collect(ch)
+		close(ch)
+	}()
+	var out []DeadLetterCount
+	for m := range ch {
+		var d dto.Metric
+		if err := m.Write(&d); err != nil || d.GetCounter().GetValue() <= 0 {
+			continue // a CounterVec's own series always write
+		}
+		c := DeadLetterCount{Count: uint64(d.GetCounter().GetValue())}
+		for _, l := range d.GetLabel() {
+			switch l.GetName() {
+			case "function":
+				c.Function = l.GetValue()
+			case "reason":
+				c.Reason = l.GetValue()
+			}
+		}
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b DeadLetterCount) int {
+		return cmp.Or(cmp.Compare(a.Function, b.Function), cmp.Compare(a.Reason, b.Reason))
+	})
+	return out
 }

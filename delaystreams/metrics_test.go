@@ -99,6 +99,7 @@ func TestRouterMetricsRegistration(t *testing.T) {
 	rt, err := NewRouter(idleClient(t), RouterConfig{Ladder: cfg.Ladder, TopicPrefix: "kasync.delay", DeadLetter: "dlq"})
 	require.NoError(t, err)
 	require.Nil(t, rt.metrics, "no Registerer, no metrics")
+	require.Nil(t, rt.DeadLetterCounts(), "no Registerer, no counts")
 	rr, err := NewRungReader(rt, 0, nil)
 	require.NoError(t, err)
 	require.Nil(t, rr.lateness)

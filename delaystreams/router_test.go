@@ -297,6 +297,11 @@ func TestRouteLandsRecords(t *testing.T) {
 		"function=charge,reason=fatal":      1,
 		"function=,reason=unknown-function": 1, // "nope" is no configured function
 	}, deadLetterCounts(t, reg), "each acknowledged dead letter is counted once; rung records are not")
+	require.Equal(t, []DeadLetterCount{
+		{Function: "", Reason: "unknown-function", Count: 1},
+		{Function: "charge", Reason: "exhausted", Count: 1},
+		{Function: "charge", Reason: "fatal", Count: 1},
+	}, rt.DeadLetterCounts(), "the status view reads the same counters, sorted")
 
 	got := consume(t, brokers, len(fs), append(topics, dlq)...)
 	for i := range fs {

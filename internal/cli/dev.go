@@ -75,6 +75,7 @@ func devBanner(cfg *config.Config, reg *kruntime.Registry, b *broker.Broker, n *
 		fmt.Fprintf(&s, "  kcat -b %s -t %s -P            (or any Kafka client)\n", addr, topic)
 	}
 	fmt.Fprintf(&s, "\nDead letters: topic %s\n", cfg.DeadLetter.Topic)
+	fmt.Fprintf(&s, "Dashboard:    http://%s/\n", n.HTTPAddr())
 	fmt.Fprintf(&s, "Metrics:      http://%s/metrics\n", n.HTTPAddr())
 	var remote []string // configured functions that SDK workers must serve
 	for _, f := range cfg.Functions {

@@ -89,6 +89,18 @@ func (c *Conn) Scan(ctx context.Context, fn func(*Entry) error) error {
 	return c.scan(ctx, c.topic, func(r *kgo.Record) error { return fn(NewEntry(r)) })
 }
 
+// Tail calls fn for the last n records (at most) of every partition of the dead-letter
+// topic, as of the call, partition by partition in offset order (partitions
+// interleaved): the latest dead letters, for status views, without reading the whole
+// topic. It stops at fn's first error and returns it.
+func (c *Conn) Tail(ctx context.Context, n int, fn func(*Entry) error) error {
+	if n <= 0 {
+		return nil
+	}
+	from := func(start, end int64) int64 { return max(start, end-int64(n)) }
+	return c.scanFrom(ctx, c.topic, from, func(r *kgo.Record) error { return fn(NewEntry(r)) })
+}
+
 // bounds returns the start and end offsets of every partition of topic.
 func (c *Conn) bounds(ctx context.Context, topic string) (starts, ends map[int32]int64, err error) {
 	list := func(f func(context.Context, ...string) (kadm.ListedOffsets, error), what string) (map[int32]int64, error) {
@@ -114,6 +126,12 @@ func (c *Conn) bounds(ctx context.Context, topic string) (starts, ends map[int32
 
 // scan reads topic from its start offsets to its end offsets as of the call.
 func (c *Conn) scan(ctx context.Context, topic string, fn func(*kgo.Record) error) error {
+	return c.scanFrom(ctx, topic, func(start, _ int64) int64 { return start }, fn)
+}
+
+// scanFrom reads each partition of topic from first(start, end) to its end offset as
+// of the call; first must return an offset in [start, end].
+func (c *Conn) scanFrom(ctx context.Context, topic string, first func(start, end int64) int64, fn func(*kgo.Record) error) error {
 	starts, ends, err := c.bounds(ctx, topic)
 	if err != nil {
 		return err
@@ -121,9 +139,9 @@ func (c *Conn) scan(ctx context.Context, topic string, fn func(*kgo.Record) erro
 	todo := map[int32]int64{} // partition → end offset still to reach
 	from := map[int32]kgo.Offset{}
 	for p, end := range ends {
-		if start := starts[p]; end > start {
+		if at := first(starts[p], end); end > at {
 			todo[p] = end
-			from[p] = kgo.NewOffset().At(start)
+			from[p] = kgo.NewOffset().At(at)
 		}
 	}
 	if len(todo) == 0 {

@@ -76,6 +76,38 @@ func TestScanStopsAtTheEndAsOfTheStart(t *testing.T) {
 	require.Len(t, scanAll(t, b.conn), 35)
 }
 
+// TestTailReadsTheLatest: Tail reads the last n records of each partition, no more,
+// and nothing of an empty topic.
+func TestTailReadsTheLatest(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	tail := func(n int) []*dlq.Entry {
+		var out []*dlq.Entry
+		require.NoError(t, b.conn.Tail(t.Context(), n, func(e *dlq.Entry) error { out = append(out, e); return nil }))
+		return out
+	}
+	require.Empty(t, tail(5), "an empty topic reads nothing, and returns")
+	dlqtest.Write(t, b.brokers, b.topic, letters(30, "charge", "orders")...)
+	all := scanAll(t, b.conn)
+	last := map[int32]int64{} // partition → its last offset
+	for _, e := range all {
+		last[e.Partition] = max(last[e.Partition], e.Offset)
+	}
+	got := tail(2)
+	want := 0
+	for _, off := range last {
+		want += int(min(off+1, 2))
+	}
+	require.Len(t, got, want, "two per partition (fewer where a partition holds fewer)")
+	for _, e := range got {
+		require.GreaterOrEqual(t, e.Offset, last[e.Partition]-1, "%s is among its partition's last two", e.Pos)
+		require.Equal(t, "charge", e.Function)
+		require.Equal(t, "boom", e.Error)
+	}
+	require.Len(t, tail(1000), 30, "n beyond the topic reads it all")
+	require.Empty(t, tail(0))
+}
+
 func TestOpenMissingTopic(t *testing.T) {
 	t.Parallel()
 	brokers := kafkatest.Brokers(t)

@@ -35,7 +35,9 @@
 //  1. Reading changes nothing: list, show and a dry run read the dead-letter topic and
 //     the ledger with direct consumers (no group, no commits), from the start offsets to
 //     the end offsets as of the start of the read, and produce nothing
-//     (TestDryRunChangesNothing).
+//     (TestDryRunChangesNothing). Conn.Tail, the latest dead letters a node's status
+//     shows, reads the same way from the last n offsets of each partition
+//     (TestTailReadsTheLatest).
 //  2. Nothing is produced unless the whole plan can be: every target topic exists, every
 //     selected record has a target (its kasync-origin, or --to), and --to never mixes
 //     functions in one topic (TestRedriveToMissingTopic, TestPlan).

@@ -1,7 +1,7 @@
 // Package node wires the parts of kasync into one running node from a configuration:
 // the checkpoint store, the scheduler and its gRPC API, the tailers, the dead-letter
-// writer and the HTTP endpoints. It holds no business logic; cmd/kasync (through
-// internal/cli) only parses flags and calls Start.
+// writer and the HTTP endpoints (health, metrics, the dashboard). It holds no
+// business logic; cmd/kasync (through internal/cli) only parses flags and calls Start.
 //
 // Guarantees:
 //
@@ -34,4 +34,14 @@
 //     fetched. Every Kafka client the node creates exports franz-go's metrics through
 //     kprom as kasync_kafka_*{client}: client="producer", "tailer/<name>" and
 //     "delay/<rung>" (TestOperatingMetrics).
+//  7. Status (status.go) is a snapshot of the node from its live state, never from
+//     /metrics: the scheduler's stats, the storm guard, the tailers' lag and in-flight
+//     counts, the router's dead-letter counters; and from the broker, at once and
+//     within 2s, readiness, each rung's depth (the code of kasync_delay_records) and
+//     the latest dead letters (internal/dlq's reader, a direct consumer). What the
+//     broker does not answer in time is named in Problems, not reported as zero
+//     (TestStatusAfterARunWithFailures). The dashboard (internal/dashboard) serves it
+//     at / and /status.json on the http_listen address, next to /metrics; a headless
+//     Chromium loads it without console errors and sees a failing function's dead
+//     letters appear (TestDashboardInChromium).
 package node

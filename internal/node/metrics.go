@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"time"
@@ -135,32 +136,49 @@ func (c *delayCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.records 
 func (c *delayCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), delayScrapeTimeout)
 	defer cancel()
-	topics := make([]string, len(c.rungs))
-	groups := make([]string, len(c.rungs))
-	for i, r := range c.rungs {
-		topics[i], groups[i] = r.topic, r.group
-	}
-	starts, err := c.adm.ListStartOffsets(ctx, topics...)
+	depths, err := rungDepths(ctx, c.adm, c.rungs, c.log)
 	if err != nil {
-		c.log.Debug("kasync_delay_records: listing the rungs' start offsets failed", "err", err)
+		c.log.Debug("kasync_delay_records: "+err.Error(), "err", err)
 		return
 	}
-	ends, err := c.adm.ListEndOffsets(ctx, topics...)
-	if err != nil {
-		c.log.Debug("kasync_delay_records: listing the rungs' end offsets failed", "err", err)
-		return
-	}
-	commits := c.adm.FetchManyOffsets(ctx, groups...)
 	for _, r := range c.rungs {
-		fetched, ok := commits[r.group]
-		if !ok || (fetched.Err != nil && !errors.Is(fetched.Err, kerr.GroupIDNotFound)) {
-			c.log.Debug("kasync_delay_records: fetching a rung group's offsets failed", "group", r.group, "err", fetched.Err)
-			continue
-		}
-		if n, ok := rungBacklog(r.topic, starts, ends, fetched.Fetched); ok {
+		if n, ok := depths[r.name]; ok {
 			ch <- prometheus.MustNewConstMetric(c.records, prometheus.GaugeValue, float64(n), r.name)
 		}
 	}
+}
+
+// rungDepths asks the broker how many records wait on each rung, by rung name (see
+// rungBacklog): kasync_delay_records and Status read it the same way. A rung the
+// broker could not fully answer for is absent; err is set when the broker answered for
+// none.
+func rungDepths(ctx context.Context, adm *kadm.Client, rungs []rungGroup, log *slog.Logger) (map[string]int64, error) {
+	topics := make([]string, len(rungs))
+	groups := make([]string, len(rungs))
+	for i, r := range rungs {
+		topics[i], groups[i] = r.topic, r.group
+	}
+	starts, err := adm.ListStartOffsets(ctx, topics...)
+	if err != nil {
+		return nil, fmt.Errorf("listing the rungs' start offsets: %w", err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		return nil, fmt.Errorf("listing the rungs' end offsets: %w", err)
+	}
+	commits := adm.FetchManyOffsets(ctx, groups...)
+	depths := make(map[string]int64, len(rungs))
+	for _, r := range rungs {
+		fetched, ok := commits[r.group]
+		if !ok || (fetched.Err != nil && !errors.Is(fetched.Err, kerr.GroupIDNotFound)) {
+			log.Debug("rung depth: fetching a rung group's offsets failed", "group", r.group, "err", fetched.Err)
+			continue
+		}
+		if n, ok := rungBacklog(r.topic, starts, ends, fetched.Fetched); ok {
+			depths[r.name] = n
+		}
+	}
+	return depths, nil
 }
 
 // rungBacklog sums, over the partitions of topic in ends, the end offset minus the

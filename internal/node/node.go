@@ -25,6 +25,7 @@ import (
 	"github.com/kasync/kasync/checkpoint"
 	"github.com/kasync/kasync/delaystreams"
 	"github.com/kasync/kasync/internal/config"
+	"github.com/kasync/kasync/internal/dashboard"
 	"github.com/kasync/kasync/internal/kafka"
 	kruntime "github.com/kasync/kasync/runtime"
 	"github.com/kasync/kasync/runtime/httpfn"
@@ -75,6 +76,13 @@ type Node struct {
 	router   *delaystreams.Router
 	guard    *delaystreams.Guard
 	tailers  []*tailer.Tailer // source tailers, then delay readers
+	sources  []*tailer.Tailer // the source tailers, in config order (tailer role)
+	adm      *kadm.Client     // on producer; nil without Kafka
+	// rungGroups are the ladder's rungs, shortest first, whenever the node has Kafka;
+	// rungReaders, with the delay role, their readers by the same index.
+	rungGroups  []rungGroup
+	rungReaders []*tailer.Tailer
+	deadLetters *deadLetterTail // nil without Kafka
 
 	done chan struct{}
 	err  error
@@ -203,6 +211,12 @@ func (n *Node) startHTTP() error {
 	})
 	mux.HandleFunc("GET /readyz", n.serveReady)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{prometheus.DefaultGatherer, n.reg}, promhttp.HandlerOpts{}))
+	dash, err := dashboard.New(dashboard.Options{Source: n, Logger: n.log})
+	if err != nil {
+		_ = lis.Close()
+		return fmt.Errorf("node: %w", err)
+	}
+	mux.Handle("/", dash) // the page, /status.json and /assets/; 404 for other paths
 	n.httpLis = lis
 	n.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return nil
@@ -237,6 +251,7 @@ func (n *Node) buildTailers(ctx context.Context, sources, rungs bool) error {
 		return fmt.Errorf("node: kafka producer: %w", err)
 	}
 	adm := kadm.NewClient(n.producer)
+	n.adm = adm
 	if err := n.ensureTopics(ctx, adm); err != nil {
 		return err
 	}
@@ -246,6 +261,12 @@ func (n *Node) buildTailers(ctx context.Context, sources, rungs bool) error {
 	if err := n.buildRouter(); err != nil {
 		return err
 	}
+	for i, topic := range n.router.RungTopics() {
+		// The group is named after the rung topic: every node's reader of a rung
+		// shares its partitions.
+		n.rungGroups = append(n.rungGroups, rungGroup{name: delaystreams.RungName(n.cfg.Delay.Rungs[i].Std()), topic: topic, group: topic})
+	}
+	n.deadLetters = newDeadLetterTail(clientCfg, n.cfg.DeadLetter.Topic)
 
 	sched, err := n.tailerScheduler()
 	if err != nil {
@@ -299,20 +320,17 @@ func (n *Node) buildTailers(ctx context.Context, sources, rungs bool) error {
 			}
 			n.tailers = append(n.tailers, tl)
 		}
-		if err := n.reg.Register(newLagCollector(slices.Clone(n.tailers))); err != nil {
+		n.sources = slices.Clone(n.tailers)
+		if err := n.reg.Register(newLagCollector(n.sources)); err != nil {
 			return fmt.Errorf("node: register kasync_tailer_lag_records, kasync_tailer_lag_seconds: %w", err)
 		}
 	}
 	if rungs {
-		groups := make([]rungGroup, 0, len(n.cfg.Delay.Rungs))
-		for i, rung := range n.cfg.Delay.Rungs {
+		for i, rg := range n.rungGroups {
 			reader, err := delaystreams.NewRungReader(n.router, i, n.log)
 			if err != nil {
 				return fmt.Errorf("node: delay.rungs[%d]: %w", i, err)
 			}
-			// The group is named after the rung topic: every node's reader of a rung
-			// shares its partitions.
-			rg := rungGroup{name: delaystreams.RungName(rung.Std()), topic: reader.Topic(), group: reader.Topic()}
 			tl, err := tailer.New(common(tailer.Config{
 				Name:        rg.topic,
 				Topic:       rg.topic,
@@ -325,9 +343,9 @@ func (n *Node) buildTailers(ctx context.Context, sources, rungs bool) error {
 				return fmt.Errorf("node: delay.rungs[%d]: %w", i, err)
 			}
 			n.tailers = append(n.tailers, tl)
-			groups = append(groups, rg)
+			n.rungReaders = append(n.rungReaders, tl)
 		}
-		if err := n.reg.Register(newDelayCollector(adm, groups, n.log)); err != nil {
+		if err := n.reg.Register(newDelayCollector(adm, n.rungGroups, n.log)); err != nil {
 			return fmt.Errorf("node: register kasync_delay_records: %w", err)
 		}
 	}
@@ -465,7 +483,7 @@ func (n *Node) GRPCAddr() string {
 	return n.grpcLis.Addr().String()
 }
 
-// HTTPAddr is the address of /metrics, /healthz and /readyz.
+// HTTPAddr is the address of /metrics, /healthz, /readyz and the dashboard.
 func (n *Node) HTTPAddr() string { return n.httpLis.Addr().String() }
 
 // Tailers are the node's tailers, for status and tests.
@@ -566,6 +584,9 @@ func (n *Node) closeAll() {
 	}
 	if n.conn != nil {
 		_ = n.conn.Close()
+	}
+	if n.deadLetters != nil {
+		n.deadLetters.close()
 	}
 	if n.producer != nil {
 		n.producer.Close()

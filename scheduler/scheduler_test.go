@@ -424,13 +424,19 @@ func TestRateLimit(t *testing.T) {
 	want := r * (span - time.Second).Seconds()
 	require.InEpsilon(t, want, float64(n), 0.05, "%d starts in %s at %v/s", n, span-time.Second, r)
 	// Never more than the burst (a tenth of a second's starts) and the tokens that
-	// accrue meanwhile in any 10ms.
+	// accrue meanwhile in any 100ms. A start is seen when the waiting goroutine runs, not
+	// when its token was granted: on a loaded machine (CI, -race, 2 cores) goroutines
+	// whose tokens came a few ms apart can run together, so up to 50ms of such stall is
+	// allowed. A limiter that let the burst through twice, or ignored the rate, would
+	// still exceed it.
+	const window, stall = 100 * time.Millisecond, 50 * time.Millisecond
+	bound := int(r/10) + int(r*(window+stall).Seconds()) + 1
 	for i := range starts {
 		j := i
-		for j < len(starts) && starts[j].Sub(starts[i]) < 10*time.Millisecond {
+		for j < len(starts) && starts[j].Sub(starts[i]) < window {
 			j++
 		}
-		require.LessOrEqual(t, j-i, int(r/10)+int(r/100)+1, "starts at once around %d", i)
+		require.LessOrEqual(t, j-i, bound, "starts within %v around %d", window, i)
 	}
 	for i := 1; i < len(order); i++ {
 		// Workers take workloads in order; a start may overtake a neighbour by the

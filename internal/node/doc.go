@@ -34,4 +34,11 @@
 //     fetched. Every Kafka client the node creates exports franz-go's metrics through
 //     kprom as kasync_kafka_*{client}: client="producer", "tailer/<name>" and
 //     "delay/<rung>" (TestOperatingMetrics).
+//  7. The gRPC API is secured as node.grpc_tls and node.grpc_auth say (TLS, mutual TLS,
+//     tokens, identities; scheduler/rpc enforces them), and a tailer-only node dials its
+//     scheduler with node.scheduler_tls and node.scheduler_token_file
+//     (TestSecuredGRPCPath). Without authentication on a non-loopback address, Start
+//     logs a warning (TestWarnsWhenOpenOnTheNetwork). No secret is logged: a run at
+//     debug level with a SASL password and tokens shows neither (internal/cli's
+//     TestSecretsAppearNowhere).
 package node

@@ -84,3 +84,26 @@ func TestWarnsWhenOpenOnTheNetwork(t *testing.T) {
 		require.Equal(t, listen == "0.0.0.0:0", warned, "%s:\n%s", listen, logs)
 	}
 }
+
+// TestTailerNodeWithoutPushPermissionStops: a tailer node whose certificate names an
+// identity without push permission is refused, and stops with the reason.
+func TestTailerNodeWithoutPushPermissionStops(t *testing.T) {
+	t.Parallel()
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.NewTopic(t, brokers, 1)
+	ca := certtest.NewCA(t, "kasync test CA")
+	server, workerCert := ca.Server(), ca.Client("worker")
+	cfg := testConfig(t, brokers, topic, func(c *config.Config) {
+		c.Node.GRPCTLS = &config.GRPCTLS{CertFile: server.CertFile, KeyFile: server.KeyFile, ClientCAFile: ca.CertFile}
+		c.Node.GRPCAuth = &config.GRPCAuth{Identities: []config.Identity{{Name: "worker", Functions: []string{"fn"}}}}
+		c.Node.SchedulerTLS = &config.SchedulerTLS{CAFile: ca.CertFile, CertFile: workerCert.CertFile, KeyFile: workerCert.KeyFile}
+	})
+	sched := start(t, node.Options{Config: cfg, Roles: node.Roles{Scheduler: true}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	tail, err := node.Start(ctx, node.Options{Config: cfg, Roles: node.Roles{Tailer: true}, SchedulerAddr: sched.GRPCAddr(), Logger: quiet()})
+	require.NoError(t, err)
+	err = tail.Wait()
+	require.ErrorContains(t, err, "PermissionDenied")
+	require.ErrorContains(t, err, `identity "worker" may not push workloads`)
+}

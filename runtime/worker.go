@@ -29,8 +29,11 @@ const (
 )
 
 // ErrWorkerRejected is wrapped by the error Run returns when a scheduler refuses the
-// worker's hello (a function it does not have, a malformed hello). Retrying would not
-// help: fix the worker or the scheduler's configuration.
+// worker's hello (a function it does not have, a malformed hello) or its identity (no
+// or an unknown token: UNAUTHENTICATED; a function its identity may not serve:
+// PERMISSION_DENIED). Retrying would not help: fix the worker or the scheduler's
+// configuration. A TLS handshake that fails is not a refusal: the worker keeps
+// reconnecting, and logs the handshake error each time.
 var ErrWorkerRejected = errors.New("worker rejected by the scheduler")
 
 // errTaskLost is returned by Task.Heartbeat when the stream that delivered the task is
@@ -131,6 +134,13 @@ func (c WorkerConfig) validate() error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("runtime: invalid worker config: %w", err)
 	}
+	// Dialling is lazy, so this connects nowhere: it only finds options that could never
+	// work, such as a token (WithToken) without TLS.
+	conn, err := grpc.NewClient(c.Addrs[0], c.DialOptions...)
+	if err != nil {
+		return fmt.Errorf("runtime: invalid worker config: DialOptions: %w", err)
+	}
+	_ = conn.Close() // never connected: nothing to fail
 	return nil
 }
 
@@ -161,8 +171,10 @@ func (c WorkerConfig) validate() error {
 //     (TestWorkerRunsTasksAndReturnsOutcomes); a function that ignores cancellation
 //     frees its slot at the timeout (TestWorkerHungFunctionFreesSlotAtTimeout).
 //  4. A broken stream is re-opened with jittered exponential backoff, trying Addrs in
-//     turn; a refused hello (unknown function, malformed hello) is final and Run returns
-//     an error wrapping ErrWorkerRejected.
+//     turn; a refused hello (unknown function, malformed hello) or identity (bad token,
+//     a function it may not serve) is final and Run returns an error wrapping
+//     ErrWorkerRejected. (TestWorkerRejectedForUnconfiguredFunction,
+//     TestWorkerMutualTLS, TestWorkerTokens)
 //  5. Drain: when Run's ctx ends, tasks that arrive are answered retriable at once, the
 //     running ones get up to DrainTimeout to finish and send their results, and Run
 //     returns nil. No goroutine of the worker outlives Run, except a function that

@@ -175,8 +175,8 @@ func (w *Worker) helloError(addr string, err error) error {
 		err = errors.New("stream closed during the hello")
 	}
 	switch status.Code(err) {
-	case codes.FailedPrecondition, codes.InvalidArgument:
-		return fmt.Errorf("runtime: worker: scheduler %s: %w: %s", addr, ErrWorkerRejected, status.Convert(err).Message())
+	case codes.FailedPrecondition, codes.InvalidArgument, codes.PermissionDenied, codes.Unauthenticated:
+		return fmt.Errorf("runtime: worker: scheduler %s: %w (%s): %s", addr, ErrWorkerRejected, status.Code(err), status.Convert(err).Message())
 	}
 	return fmt.Errorf("runtime: worker: hello to %s: %w", addr, err)
 }

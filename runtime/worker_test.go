@@ -43,6 +43,11 @@ type clusterOptions struct {
 	timeout     time.Duration
 	concurrency int // per function; default 64
 	pool        rpc.PoolOptions
+	// auth, serverOpts and dial secure the cluster (worker_auth_test.go): the server's
+	// Auth, its TLS and interceptors, and the push client's credentials (default insecure).
+	auth       *rpc.Auth
+	serverOpts []grpc.ServerOption
+	dial       []grpc.DialOption
 }
 
 func newClusterWith(t testing.TB, o clusterOptions, functions ...string) *cluster {
@@ -64,19 +69,22 @@ func newClusterWith(t testing.TB, o clusterOptions, functions ...string) *cluste
 	sched, err := scheduler.New(scheduler.Config{Functions: fns, Logger: logger})
 	require.NoError(t, err)
 	c.sched = sched
-	srv, err := rpc.NewServer(sched, c.pool, rpc.ServerOptions{Logger: logger})
+	srv, err := rpc.NewServer(sched, c.pool, rpc.ServerOptions{Logger: logger, Auth: o.auth})
 	require.NoError(t, err)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	c.addr = lis.Addr().String()
-	g := grpc.NewServer(grpc.WaitForHandlers(true)) // Stop waits for handlers, which log
+	g := grpc.NewServer(append([]grpc.ServerOption{grpc.WaitForHandlers(true)}, o.serverOpts...)...) // Stop waits for handlers, which log
 	srv.Register(g)
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
 		_ = g.Serve(lis)
 	}()
-	conn, err := grpc.NewClient(c.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if o.dial == nil {
+		o.dial = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	}
+	conn, err := grpc.NewClient(c.addr, o.dial...)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()

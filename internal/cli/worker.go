@@ -10,12 +10,17 @@ import (
 )
 
 func runWorker(ctx context.Context, e env, args []string) error {
-	f := newFlags(e, "worker", "[--scheduler ADDRS] [--capacity N]")
+	f := newFlags(e, "worker", "[--scheduler ADDRS] [--capacity N] [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--token-file FILE]")
 	addrs := f.String("scheduler", "127.0.0.1:7070", "scheduler gRPC addresses, comma-separated")
 	capacity := f.Int("capacity", 64, "most tasks running at once")
 	id := f.String("id", "", "worker id (default hostname-pid)")
 	fns := f.String("functions", "echo,fail,sleep", "demo functions to serve, comma-separated (the scheduler must configure each)")
+	sec := addSecurityFlags(f)
 	log, err := f.setup(e, args)
+	if err != nil {
+		return err
+	}
+	dial, err := sec.dialOptions()
 	if err != nil {
 		return err
 	}
@@ -36,7 +41,7 @@ func runWorker(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	w, err := kruntime.NewWorker(kruntime.WorkerConfig{
-		Addrs: list, Registry: reg, Capacity: *capacity, WorkerID: *id, Logger: log,
+		Addrs: list, Registry: reg, Capacity: *capacity, WorkerID: *id, Logger: log, DialOptions: dial,
 	})
 	if err != nil {
 		return usageError{err}

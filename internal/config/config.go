@@ -138,6 +138,16 @@ type Node struct {
 	// MaxWorkloadBytes bounds one workload (key + value + headers); larger records are
 	// dead-lettered with reason too-large.
 	MaxWorkloadBytes int `yaml:"max_workload_bytes"`
+	// GRPCTLS puts TLS (mutual with client_ca_file) on the gRPC listener. Default none.
+	GRPCTLS *GRPCTLS `yaml:"grpc_tls,omitempty"`
+	// GRPCAuth authenticates and authorizes callers of the gRPC API. Default none:
+	// anyone who reaches grpc_listen may push and serve every function.
+	GRPCAuth *GRPCAuth `yaml:"grpc_auth,omitempty"`
+	// SchedulerTLS and SchedulerTokenFile are how a node without the scheduler role
+	// connects to its scheduler (--scheduler ADDR). SchedulerTokenFile holds the token
+	// alone and needs SchedulerTLS.
+	SchedulerTLS       *SchedulerTLS `yaml:"scheduler_tls,omitempty"`
+	SchedulerTokenFile string        `yaml:"scheduler_token_file,omitempty"`
 }
 
 // Delay configures the delay ladder.
@@ -375,6 +385,16 @@ func (c *Config) Clone() *Config {
 		sasl := *c.Kafka.SASL
 		out.Kafka.SASL = &sasl
 	}
+	out.Node.GRPCTLS = clonePtr(c.Node.GRPCTLS)
+	out.Node.SchedulerTLS = clonePtr(c.Node.SchedulerTLS)
+	if a := c.Node.GRPCAuth; a != nil {
+		auth := *a
+		auth.Identities = cloneSlice(a.Identities)
+		for i := range auth.Identities {
+			auth.Identities[i].Functions = cloneSlice(a.Identities[i].Functions)
+		}
+		out.Node.GRPCAuth = &auth
+	}
 	out.Delay.Rungs = cloneSlice(c.Delay.Rungs)
 	out.Functions = cloneSlice(c.Functions)
 	for i := range out.Functions {
@@ -382,6 +402,14 @@ func (c *Config) Clone() *Config {
 	}
 	out.Tailers = cloneSlice(c.Tailers)
 	return &out
+}
+
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
 }
 
 func cloneSlice[T any](s []T) []T {
@@ -392,7 +420,8 @@ func cloneSlice[T any](s []T) []T {
 }
 
 // Redacted returns a copy of c with every secret replaced by "[redacted]": the SASL
-// password and the password of any URL with user info. Use it for anything printed or logged.
+// password and the password of any URL with user info. Use it for anything printed or
+// logged. gRPC tokens need no redaction: the config holds only the paths of their files.
 func (c *Config) Redacted() *Config {
 	out := c.Clone()
 	if out.Kafka.SASL != nil && out.Kafka.SASL.Password != "" {

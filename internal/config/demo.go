@@ -32,6 +32,17 @@ node:
   grpc_listen: 127.0.0.1:7070                 # Push, Work, Submit and status APIs
   http_listen: 127.0.0.1:8080                 # /metrics, /healthz, /readyz, the dashboard
   max_workload_bytes: 1048576                 # larger records go to the dead-letter topic
+  # Securing the gRPC API (README "Securing the gRPC API"); without grpc_auth, anyone who
+  # reaches grpc_listen may push and serve every function.
+  # grpc_tls: {cert_file: server.pem, key_file: server-key.pem, client_ca_file: clients-ca.pem}  # client_ca_file: mutual TLS
+  # grpc_auth:
+  #   tokens_file: /etc/kasync/tokens         # "identity token" lines; clients send authorization: Bearer <token>
+  #   identities:                             # without it, every authenticated caller may do everything
+  #     - {name: payments-worker, functions: [echo]}   # "*" for every function
+  #     - {name: tailer-eu, push: true}
+  # A node run with --scheduler ADDR (tailer or delay role only) connects with:
+  # scheduler_tls: {ca_file: ca.pem, cert_file: node.pem, key_file: node-key.pem, server_name: scheduler.internal}
+  # scheduler_token_file: /etc/kasync/scheduler-token   # the token alone
 
 delay:
   topic_prefix: kasync.delay                  # rung topics: kasync.delay.30s, kasync.delay.1m, ...

@@ -30,8 +30,17 @@
 //     is a literal $; a lone $ is kept; comments are not expanded.
 //  5. Exactly one YAML document: an empty file and a file with several documents are errors.
 //  6. Redacted, String and YAML never contain a secret (the SASL password, passwords in URLs).
+//     gRPC tokens are never in a Config at all: node.grpc_auth.tokens_file and
+//     node.scheduler_token_file are paths, and no problem (nor LoadTokens' error, nor
+//     Token.String) quotes a token, only its line and identity. (TestSecurityValidation,
+//     TestSecurityConfigParses, TestLoadTokens)
 //  7. Parse never panics, whatever the input (FuzzParse).
 //  8. Durations always carry a unit. "infinite" (Infinite, the same value as
 //     delaystreams.RetentionInfinite) is accepted only by dead_letter.min_retention;
 //     every other duration reports it as not allowed there.
+//  9. Security settings are checked as a whole: TLS files exist, a key has its
+//     certificate, grpc_auth authenticates somebody (tokens_file or grpc_tls.client_ca_file),
+//     tokens are never configured without TLS on either side, the tokens file parses
+//     (identity and token per line, tokens of at least MinTokenLength characters, no
+//     token shared by two lines), and identities name configured functions (or "*").
 package config

@@ -108,7 +108,7 @@ func TestParseProblems(t *testing.T) {
 		{"unknown nested key", "tailers:\n  - name: t\n    batch: {max_record: 5}\n",
 			"tailers[0].batch.max_record", 3, `unknown key (did you mean "max_records"?)`},
 		{"unknown key without suggestion", "node:\n  colour: blue\n", "node.colour", 2,
-			`unknown key "colour" (known keys here: data_dir, grpc_listen, http_listen, max_workload_bytes)`},
+			`unknown key "colour" (known keys here: data_dir, grpc_listen, http_listen, max_workload_bytes, grpc_tls, grpc_auth, scheduler_tls, scheduler_token_file)`},
 		{"duplicate key", "node:\n  data_dir: a\n  data_dir: b\n", "node.data_dir", 3, "duplicate key; it was already set on line 2"},
 		{"not a number", "functions: [{name: f, concurrency: lots}]", "functions[0].concurrency", 1, `"lots" is not a whole number`},
 		{"not a float", "functions: [{name: f, rate: fast}]", "functions[0].rate", 1, `"fast" is not a number`},

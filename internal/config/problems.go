@@ -73,6 +73,16 @@ func (l *problemList) add(field, format string, args ...any) {
 	l.list = append(l.list, Problem{Field: field, Line: l.lineOf(field), Message: fmt.Sprintf(format, args...)})
 }
 
+// hasField reports whether a problem was already added for field.
+func (l *problemList) hasField(field string) bool {
+	for _, p := range l.list {
+		if p.Field == field {
+			return true
+		}
+	}
+	return false
+}
+
 // lineOf is the line of field or, for a field that came from a default, of the nearest
 // enclosing key that the source does have.
 func (l *problemList) lineOf(field string) int {

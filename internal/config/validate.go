@@ -31,6 +31,7 @@ func (c *Config) Validate() error {
 func (c *Config) validate(l *problemList) {
 	c.validateKafka(l)
 	c.validateNode(l)
+	c.validateSecurity(l)
 	c.validateDelay(l)
 	c.validateDeadLetter(l)
 	c.validateStormGuard(l)

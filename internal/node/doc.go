@@ -44,4 +44,11 @@
 //     at / and /status.json on the http_listen address, next to /metrics; a headless
 //     Chromium loads it without console errors and sees a failing function's dead
 //     letters appear (TestDashboardInChromium).
+//  8. The gRPC API is secured as node.grpc_tls and node.grpc_auth say (TLS, mutual TLS,
+//     tokens, identities; scheduler/rpc enforces them), and a tailer-only node dials its
+//     scheduler with node.scheduler_tls and node.scheduler_token_file
+//     (TestSecuredGRPCPath). Without authentication on a non-loopback address, Start
+//     logs a warning (TestWarnsWhenOpenOnTheNetwork). No secret is logged: a run at
+//     debug level with a SASL password and tokens shows neither (internal/cli's
+//     TestSecretsAppearNowhere).
 package node

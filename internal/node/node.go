@@ -20,7 +20,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/kasync/kasync/checkpoint"
 	"github.com/kasync/kasync/delaystreams"
@@ -162,7 +161,11 @@ func (n *Node) startScheduler() error {
 		return fmt.Errorf("node: scheduler: %w", err)
 	}
 	n.sched = sched
-	srv, err := rpc.NewServer(sched, n.pool, rpc.ServerOptions{MaxWorkloadBytes: n.cfg.Node.MaxWorkloadBytes, Logger: n.log})
+	secure, auth, err := grpcSecurity(n.cfg, n.log)
+	if err != nil {
+		return err
+	}
+	srv, err := rpc.NewServer(sched, n.pool, rpc.ServerOptions{MaxWorkloadBytes: n.cfg.Node.MaxWorkloadBytes, Logger: n.log, Auth: auth})
 	if err != nil {
 		return fmt.Errorf("node: scheduler server: %w", err)
 	}
@@ -171,7 +174,8 @@ func (n *Node) startScheduler() error {
 		return fmt.Errorf("node: node.grpc_listen %s: %w (is another kasync running? pick another address)", n.cfg.Node.GRPCListen, err)
 	}
 	n.grpcLis = lis
-	n.grpcSrv = grpc.NewServer(grpc.WaitForHandlers(true), rpc.ServerOption())
+	n.grpcSrv = grpc.NewServer(append([]grpc.ServerOption{grpc.WaitForHandlers(true), rpc.ServerOption()}, secure...)...)
+	logGRPCSecurity(n.cfg, lis, n.log)
 	srv.Register(n.grpcSrv)
 	return nil
 }
@@ -430,7 +434,11 @@ func (n *Node) tailerScheduler() (tailer.Scheduler, error) {
 		}
 		return scheduler.NewLocal(n.sched, window), nil
 	}
-	conn, err := grpc.NewClient(n.opts.SchedulerAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), rpc.DialOption())
+	dial, err := schedulerDialOptions(n.cfg)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := grpc.NewClient(n.opts.SchedulerAddr, append(dial, rpc.DialOption())...)
 	if err != nil {
 		return nil, fmt.Errorf("node: scheduler address %q: %w", n.opts.SchedulerAddr, err)
 	}

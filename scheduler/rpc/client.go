@@ -335,7 +335,8 @@ func (st *clientStream) run(w *wire) {
 				return
 			}
 			level := slog.LevelWarn
-			if c := status.Code(err); c == codes.InvalidArgument || c == codes.Unimplemented {
+			switch status.Code(err) {
+			case codes.InvalidArgument, codes.Unimplemented, codes.Unauthenticated, codes.PermissionDenied:
 				level = slog.LevelError // a misconfiguration; retrying will not fix it alone
 			}
 			st.log.Log(st.ctx, level, "push stream reconnect failed", "error", err, "waited", wait)

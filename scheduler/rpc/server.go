@@ -35,6 +35,11 @@ type ServerOptions struct {
 	MaxWorkloadBytes int
 	// Logger receives stream lifecycle and protocol errors (default slog.Default()).
 	Logger *slog.Logger
+	// Auth, when set, is consulted by every Push and Work stream: the caller's
+	// Identity (put in the stream's context by Auth's interceptors, which the gRPC
+	// server must install: Auth.ServerOptions) must be allowed by its Policy. Nil: no
+	// authentication or authorization.
+	Auth *Auth
 }
 
 func (o ServerOptions) withDefaults() ServerOptions {
@@ -87,6 +92,9 @@ func (s *Server) Register(g *grpc.Server) { kasyncv1.RegisterSchedulerServer(g, 
 
 // Push serves one tailer's push stream.
 func (s *Server) Push(stream grpc.BidiStreamingServer[kasyncv1.PushRequest, kasyncv1.PushResponse]) error {
+	if err := s.authorizePush(stream.Context()); err != nil {
+		return err
+	}
 	first, err := stream.Recv()
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -30,7 +31,7 @@ func (s *Server) Work(stream grpc.BidiStreamingServer[kasyncv1.WorkRequest, kasy
 		return err
 	}
 	hello := first.GetHello()
-	if err := s.checkWorkerHello(hello); err != nil {
+	if err := s.checkWorkerHello(stream.Context(), hello); err != nil {
 		s.log.Warn("worker refused", "worker", hello.GetWorkerId(), "error", err)
 		return err
 	}
@@ -116,7 +117,7 @@ func sendOutbox(stream grpc.BidiStreamingServer[kasyncv1.WorkRequest, kasyncv1.W
 	}
 }
 
-func (s *Server) checkWorkerHello(h *kasyncv1.WorkerHello) error {
+func (s *Server) checkWorkerHello(ctx context.Context, h *kasyncv1.WorkerHello) error {
 	if h == nil {
 		return status.Error(codes.InvalidArgument, "work: the first message must be a WorkerHello")
 	}
@@ -144,6 +145,11 @@ func (s *Server) checkWorkerHello(h *kasyncv1.WorkerHello) error {
 	}
 	if len(problems) > 0 {
 		return status.Error(codes.InvalidArgument, "work: invalid WorkerHello: "+strings.Join(problems, "; "))
+	}
+	// Before the functions are checked against the scheduler's, so that a caller who may
+	// not serve them does not learn which functions are configured.
+	if err := s.authorizeWork(ctx, h.GetFunctions()); err != nil {
+		return err
 	}
 	if s.pool == nil {
 		return status.Error(codes.FailedPrecondition, "work: this scheduler has no worker pool; no function is served by SDK workers")

@@ -14,7 +14,10 @@ import (
 )
 
 // commitLoop writes the checkpoints of changed partitions every CommitInterval, or
-// sooner once CommitCount records completed since the last write.
+// sooner once CommitCount records completed since the last write. Each write may take
+// at most RevokeTimeout: it holds commitMu, which a revocation needs, and franz-go
+// retries a group commit the coordinator refuses until its context ends. A write cut
+// short is done again at the next tick.
 func (t *Tailer) commitLoop(ctx context.Context) {
 	ticker := time.NewTicker(t.cfg.CommitInterval)
 	defer ticker.Stop()
@@ -25,7 +28,10 @@ func (t *Tailer) commitLoop(ctx context.Context) {
 		case <-ticker.C:
 		case <-t.commitNow:
 		}
-		if err := t.commit(ctx); err != nil && ctx.Err() == nil {
+		wctx, cancel := context.WithTimeout(ctx, t.cfg.RevokeTimeout)
+		err := t.commit(wctx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
 			t.log.Warn("checkpoint commit failed; will retry", "err", err)
 		}
 	}

@@ -46,7 +46,10 @@
 //     flight (running or being produced) gets up to RevokeTimeout to finish, and the
 //     checkpoint is committed before the partition is given up. Held records and those
 //     waiting for an in-place retry are not waited for: they stay below the checkpoint
-//     and the next owner reads them again (TestHeldRecordsGoToTheNextOwner).
+//     and the next owner reads them again (TestHeldRecordsGoToTheNextOwner). A periodic
+//     checkpoint write may hold a release back by at most RevokeTimeout, and a stop
+//     cancels it, so a coordinator that refuses every group commit does not stall a
+//     stop or a revocation (TestBrokerFaultsStopWhileCommitsFail).
 //  7. Order of holds. Records of a partition behind a held record wait with it and are
 //     asked about again in offset order, so a rung partition, ordered by append time,
 //     only ever waits on its head (TestHeldRecordsGoToTheNextOwner, TestForgedRungHeaders).
@@ -71,4 +74,13 @@
 //     applies only to a group with no checkpoint; an out-of-range answer from the
 //     broker resumes at the log start too (TestOffsetsLostResumeAtLogStart,
 //     TestOffsetsLostFailStops).
+//  11. Broker faults. Invariant 1 holds, and processing recovers by itself once the
+//     faults stop, while the broker fails produce requests to the rungs and the dead
+//     letter (retriable and refused), fetches or offset commits, or drops
+//     connections: no sampled group commit or Pebble checkpoint passed a record
+//     before its outcome was durable, and afterwards every record succeeds or is in
+//     the dead letter and every group commits its end
+//     (TestBrokerFaultsProduceToRungsAndDeadLetter, TestBrokerFaultsFetch,
+//     TestBrokerFaultsOffsetCommit, TestBrokerFaultsDroppedConnections; make
+//     test/faults-long runs them at a larger size).
 package tailer

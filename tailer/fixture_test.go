@@ -41,7 +41,13 @@ var fixtureRetry = delaystreams.RetryPolicy{MaxAttempts: 3, Backoff: []time.Dura
 
 func newFixture(t *testing.T, partitions int32) *fixture {
 	t.Helper()
-	brokers := kafkatest.Brokers(t)
+	return newFixtureOn(t, kafkatest.Brokers(t), partitions)
+}
+
+// newFixtureOn is newFixture on the given brokers, such as a kfake cluster of the
+// test's own whose faults it controls.
+func newFixtureOn(t *testing.T, brokers []string, partitions int32) *fixture {
+	t.Helper()
 	prefix := kafkatest.TopicName(t)
 	f := &fixture{
 		t:        t,
@@ -134,7 +140,7 @@ func (f *fixture) config(name string, sched tailer.Scheduler, store checkpoint.S
 		Name:           name,
 		Topic:          f.topic,
 		Function:       "fn",
-		Group:          "g-" + f.topic,
+		Group:          f.group(),
 		ClientOpts:     []kgo.Opt{kgo.SeedBrokers(f.brokers...)},
 		CommitInterval: 20 * time.Millisecond,
 		RevokeTimeout:  500 * time.Millisecond,
@@ -147,6 +153,9 @@ func (f *fixture) config(name string, sched tailer.Scheduler, store checkpoint.S
 		Logger:         quietLogger(),
 	}
 }
+
+// group is the consumer group of the fixture's source tailers.
+func (f *fixture) group() string { return "g-" + f.topic }
 
 func start(t *testing.T, cfg tailer.Config) *running {
 	t.Helper()

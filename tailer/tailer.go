@@ -168,8 +168,12 @@ func (t *Tailer) Run(ctx context.Context) error {
 	t.client.Store(cl)
 
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	// The commit loop stops with the poll loop: a periodic write still waiting on the
+	// group gives way at once to the final one of the drain.
+	commits, stopCommits := context.WithCancel(bg)
+	defer stopCommits()
 	var wg sync.WaitGroup
-	wg.Go(func() { t.commitLoop(bg) })
+	wg.Go(func() { t.commitLoop(commits) })
 	wg.Go(func() { t.retryLoop(bg) })
 	wg.Go(func() { t.holdLoop(bg) })
 	wg.Go(func() { t.outboxLoop(bg) })
@@ -180,6 +184,7 @@ func (t *Tailer) Run(ctx context.Context) error {
 	t.log.Info("tailer started", "group", t.cfg.Group, "function", t.cfg.Function, "ordering", t.cfg.Ordering)
 	runErr := t.pollLoop(pollCtx)
 	stopPoll()
+	stopCommits()
 	if err := t.offsetsLost.Load(); err != nil && runErr == nil {
 		runErr = *err
 	}

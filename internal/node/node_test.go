@@ -156,11 +156,20 @@ func TestGRPCPath(t *testing.T) {
 	end := produce(t, brokers, topic, n)
 	cfg := testConfig(t, brokers, topic)
 
+	runSplit(t, cfg, brokers, topic, end, n, kruntime.WorkerConfig{Capacity: 256})
+}
+
+// runSplit runs cfg's tailer as a tailer-only node pushing to a scheduler-only node,
+// with function "fn" on an SDK worker (wc, completed with the address, a registry and
+// a quiet logger), until the group commits end; then every event ran exactly once.
+func runSplit(t *testing.T, cfg *config.Config, brokers []string, topic string, end map[int32]int64, n int, wc kruntime.WorkerConfig) {
+	t.Helper()
 	sched := start(t, node.Options{Config: cfg, Roles: node.Roles{Scheduler: true}})
 	var runs counter
 	reg := kruntime.NewRegistry()
 	reg.MustRegister("fn", runs.fn)
-	w, err := kruntime.NewWorker(kruntime.WorkerConfig{Addrs: []string{sched.GRPCAddr()}, Registry: reg, Capacity: 256, Logger: quiet()})
+	wc.Addrs, wc.Registry, wc.Logger = []string{sched.GRPCAddr()}, reg, quiet()
+	w, err := kruntime.NewWorker(wc)
 	require.NoError(t, err)
 	wctx, stopWorker := context.WithCancel(context.Background())
 	werr := make(chan error, 1)

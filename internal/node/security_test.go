@@ -49,26 +49,9 @@ func TestSecuredGRPCPath(t *testing.T) {
 		c.Node.SchedulerTokenFile = write("tailer-token", tailerToken+"\n")
 	})
 
-	sched := start(t, node.Options{Config: cfg, Roles: node.Roles{Scheduler: true}})
-	var runs counter
-	reg := kruntime.NewRegistry()
-	reg.MustRegister("fn", runs.fn)
 	withTLS, err := kruntime.WithTLS(ca.CertFile, workerCert.CertFile, workerCert.KeyFile)
 	require.NoError(t, err)
-	w, err := kruntime.NewWorker(kruntime.WorkerConfig{Addrs: []string{sched.GRPCAddr()}, Registry: reg, Logger: quiet(),
-		DialOptions: []grpc.DialOption{withTLS, kruntime.WithToken(workerToken)}})
-	require.NoError(t, err)
-	wctx, stopWorker := context.WithCancel(context.Background())
-	werr := make(chan error, 1)
-	go func() { werr <- w.Run(wctx) }()
-
-	tail := start(t, node.Options{Config: cfg, Roles: node.Roles{Tailer: true}, SchedulerAddr: sched.GRPCAddr()})
-	waitCommitted(t, brokers, cfg.Tailers[0].Group, topic, end)
-	tail.stop(t)
-	stopWorker()
-	require.NoError(t, <-werr)
-	sched.stop(t)
-	runs.requireExactlyOnce(t, n)
+	runSplit(t, cfg, brokers, topic, end, n, kruntime.WorkerConfig{DialOptions: []grpc.DialOption{withTLS, kruntime.WithToken(workerToken)}})
 }
 
 // TestWarnsWhenOpenOnTheNetwork: a scheduler without authentication on a non-loopback

@@ -233,6 +233,10 @@ func (t *Tailer) Name() string { return t.cfg.Name }
 // Group is the tailer's consumer group (Config.Group).
 func (t *Tailer) Group() string { return t.cfg.Group }
 
+// Function is the function the tailer's records run (Config.Function); "" for a rung
+// reader.
+func (t *Tailer) Function() string { return t.cfg.Function }
+
 // GroupMember reports the tailer's membership of its consumer group: its member id and
 // generation, or "" and -1 while it is not a member (before Run joined the group,
 // while it rejoins after losing its membership, after it left).

@@ -33,7 +33,10 @@
 //     left out when it does not answer, because a paused rung partition's end is not
 //     fetched. Every Kafka client the node creates exports franz-go's metrics through
 //     kprom as kasync_kafka_*{client}: client="producer", "tailer/<name>" and
-//     "delay/<rung>" (TestOperatingMetrics).
+//     "delay/<rung>" (TestOperatingMetrics). kasync_tasks{function,state} counts the
+//     ATF states that have a count now: NEW (unread in owned source partitions),
+//     ENQUEUED and PROCESSING (TestTaskStatesGauge); kasync_tailer_records_lost_total
+//     counts records retention removed before they ran.
 //  7. Status (status.go) is a snapshot of the node from its live state, never from
 //     /metrics: the scheduler's stats, the storm guard, the tailers' lag and in-flight
 //     counts, the router's dead-letter counters; and from the broker, at once and

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/kasync/kasync/checkpoint"
+	"github.com/kasync/kasync/scheduler"
 	"github.com/kasync/kasync/tailer"
 )
 
@@ -51,6 +52,63 @@ func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.records, prometheus.GaugeValue, float64(l.Records), t.Name(), p)
 			ch <- prometheus.MustNewConstMetric(c.seconds, prometheus.GaugeValue, l.Age.Seconds(), t.Name(), p)
 		}
+	}
+}
+
+// taskStateCollector exports kasync_tasks{function,state}: how many of a function's
+// tasks are in each ATF state that has a count now, on this node, read at scrape time.
+//
+//   - NEW: records of the function's source partitions this node owns that are in the
+//     log and not read yet (each partition's lag minus what the tailer holds in flight).
+//   - ENQUEUED: admitted by this node's scheduler, waiting to start.
+//   - PROCESSING: handed to an executor and not finished. kasync does not tell CLAIMED
+//     from PROCESSING: an SDK worker starts a task as it receives it.
+//
+// The other states are not counts of this moment: SUCCESS and FATAL_FAILURE are
+// kasync_workloads_total's outcomes, and tasks in RETRIABLE_FAILURE wait on the rungs
+// (kasync_delay_records, by rung). A node without the scheduler role reports NEW only;
+// one without tailers, ENQUEUED and PROCESSING only.
+type taskStateCollector struct {
+	sched   *scheduler.Scheduler // nil without the scheduler role
+	sources []*tailer.Tailer
+	tasks   *prometheus.Desc
+}
+
+// Task states kasync_tasks reports (DESIGN.md, "Outcomes and task states").
+const (
+	stateNew        = "NEW"
+	stateEnqueued   = "ENQUEUED"
+	stateProcessing = "PROCESSING"
+)
+
+func newTaskStateCollector(sched *scheduler.Scheduler, sources []*tailer.Tailer) *taskStateCollector {
+	return &taskStateCollector{sched: sched, sources: sources, tasks: prometheus.NewDesc("kasync_tasks",
+		"Tasks of a function in each ATF state that has a count now, on this node: NEW (in the log of an owned source partition, not read yet), ENQUEUED (waiting in the scheduler), PROCESSING (handed to an executor, not finished).",
+		[]string{"function", "state"}, nil)}
+}
+
+// Describe implements prometheus.Collector.
+func (c *taskStateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.tasks }
+
+// Collect implements prometheus.Collector.
+func (c *taskStateCollector) Collect(ch chan<- prometheus.Metric) {
+	unread := map[string]int64{}
+	for _, t := range c.sources {
+		var behind int64
+		for _, l := range t.Lag() {
+			behind += l.Records
+		}
+		unread[t.Function()] += max(0, behind-t.Stats().InFlight)
+	}
+	for fn, n := range unread {
+		ch <- prometheus.MustNewConstMetric(c.tasks, prometheus.GaugeValue, float64(n), fn, stateNew)
+	}
+	if c.sched == nil {
+		return
+	}
+	for _, f := range c.sched.Stats().Functions {
+		ch <- prometheus.MustNewConstMetric(c.tasks, prometheus.GaugeValue, float64(f.Queued), f.Name, stateEnqueued)
+		ch <- prometheus.MustNewConstMetric(c.tasks, prometheus.GaugeValue, float64(f.Running), f.Name, stateProcessing)
 	}
 }
 

@@ -125,6 +125,9 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 			return nil, err
 		}
 	}
+	if err := n.reg.Register(newTaskStateCollector(n.sched, n.sources)); err != nil {
+		return nil, fmt.Errorf("node: register kasync_tasks: %w", err)
+	}
 	go n.run(ctx)
 	return n, nil
 }

@@ -51,3 +51,68 @@ func (h *durations) snapshot() (buckets map[float64]uint64, count uint64, sum fl
 	count = cum + h.counts[durationBuckets].Load()
 	return buckets, count, time.Duration(h.sumNS.Load()).Seconds()
 }
+
+// DurationHistogram is a snapshot of a function's attempt durations since the
+// scheduler started: Counts[i] attempts took at most DurationBounds()[i] and more than
+// the bound before it; the last count is of those longer than every bound.
+type DurationHistogram struct {
+	Counts [durationBuckets + 1]uint64
+}
+
+// DurationBounds are the upper bounds of DurationHistogram's buckets but the last:
+// 100µs doubling to about 105s.
+func DurationBounds() []time.Duration {
+	out := make([]time.Duration, durationBuckets)
+	for i := range out {
+		out[i] = durationBase << i
+	}
+	return out
+}
+
+// Total is the number of attempts in h.
+func (h DurationHistogram) Total() uint64 {
+	var n uint64
+	for _, c := range h.Counts {
+		n += c
+	}
+	return n
+}
+
+// Sub is what happened between earlier and h: h's counts minus earlier's (a count
+// that went down, as it never does, counts 0).
+func (h DurationHistogram) Sub(earlier DurationHistogram) DurationHistogram {
+	var out DurationHistogram
+	for i := range h.Counts {
+		if h.Counts[i] > earlier.Counts[i] {
+			out.Counts[i] = h.Counts[i] - earlier.Counts[i]
+		}
+	}
+	return out
+}
+
+// Quantile is the upper bound of the bucket that holds the q-quantile (0 < q ≤ 1) of
+// h: at least that share of the attempts took at most that long. It reports false when
+// h is empty or the quantile is beyond the largest bound.
+func (h DurationHistogram) Quantile(q float64) (time.Duration, bool) {
+	total := h.Total()
+	if total == 0 || q <= 0 || q > 1 {
+		return 0, false
+	}
+	rank := uint64(q*float64(total) + 0.999999) // the ceil of q·total, at least 1
+	var cum uint64
+	for i := range durationBuckets {
+		if cum += h.Counts[i]; cum >= rank {
+			return durationBase << i, true
+		}
+	}
+	return 0, false
+}
+
+// histogram is the snapshot of h.
+func (h *durations) histogram() DurationHistogram {
+	var out DurationHistogram
+	for i := range h.counts {
+		out.Counts[i] = h.counts[i].Load()
+	}
+	return out
+}

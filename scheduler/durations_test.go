@@ -45,6 +45,42 @@ func TestDurationsSnapshot(t *testing.T) {
 	require.Len(t, buckets, durationBuckets)
 }
 
+// Quantile is the bound of the bucket holding the q-th attempt, checked against a
+// sorted list of the durations observed; Sub leaves what happened in between.
+func TestDurationHistogramQuantile(t *testing.T) {
+	t.Parallel()
+	var h durations
+	_, ok := h.histogram().Quantile(0.5)
+	require.False(t, ok, "empty")
+	var ds []time.Duration
+	for i := range 1000 {
+		d := time.Duration(i*i) * time.Microsecond // 0 .. ~1s, skewed short
+		ds = append(ds, d)
+		h.observe(d)
+	}
+	first := h.histogram()
+	require.EqualValues(t, 1000, first.Total())
+	for _, q := range []float64{0.01, 0.5, 0.9, 0.99, 1} {
+		got, ok := first.Quantile(q)
+		require.True(t, ok)
+		nth := ds[int(q*1000+0.999999)-1] // ds is sorted
+		require.Equal(t, durationBase<<durationBucket(nth), got, "q %v: the %v-th duration is %v", q, q*1000, nth)
+	}
+	h.observe(time.Hour)
+	_, ok = h.histogram().Quantile(1)
+	require.False(t, ok, "beyond the largest bound")
+	for range 10 {
+		h.observe(20 * time.Second)
+	}
+	window := h.histogram().Sub(first)
+	require.EqualValues(t, 11, window.Total())
+	p50, ok := window.Quantile(0.5)
+	require.True(t, ok)
+	require.Equal(t, durationBase<<durationBucket(20*time.Second), p50, "only the attempts since first")
+	require.Len(t, DurationBounds(), durationBuckets)
+	require.Equal(t, durationBase<<(durationBuckets-1), DurationBounds()[durationBuckets-1])
+}
+
 func BenchmarkDurationsObserve(b *testing.B) {
 	var h durations
 	d := 3 * time.Millisecond

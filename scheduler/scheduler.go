@@ -308,6 +308,9 @@ type FunctionStats struct {
 	Succeeded uint64
 	Retriable uint64
 	Fatal     uint64
+	// Durations are the durations of the attempts that ended, by bucket; the
+	// difference of two snapshots (Sub) gives the percentiles of a period.
+	Durations DurationHistogram
 }
 
 // TenantStats are one tenant's counters, summed over its functions.
@@ -361,6 +364,7 @@ func (f *function) stats() FunctionStats {
 		Succeeded:   f.succeeded.Load(),
 		Retriable:   f.retriable.Load(),
 		Fatal:       f.fatal.Load(),
+		Durations:   f.durations.histogram(),
 	}
 }
 

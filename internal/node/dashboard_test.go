@@ -162,6 +162,13 @@ func TestDashboardInChromium(t *testing.T) {
 	waitFor(ctx, t, "the script refreshes the page", `Number(document.body.dataset.refreshes) >= 1`, 30*time.Second)
 	require.Contains(t, inBrowser(ctx, t, "live indicator", chromedp.Text(chromedp.CSS("#live"))), "live")
 	inBrowser(ctx, t, "mark the page", chromedp.Evaluate[chromedp.Void](`window.kasyncTestMark = 'still the same page'`))
+	// Every p50 the function's row shows, from here on: the first refresh after
+	// attempts ended shows the percentile of those attempts.
+	inBrowser(ctx, t, "watch the p50", chromedp.Evaluate[chromedp.Void](`window.kasyncP50 = [];
+		new MutationObserver(() => {
+			const tr = document.querySelector('#functions tbody tr');
+			if (tr && tr.cells.length > 3 && tr.cells[3].textContent !== '—') window.kasyncP50.push(tr.cells[3].textContent);
+		}).observe(document.getElementById('functions'), {subtree: true, childList: true, characterData: true})`))
 
 	produce(t, brokers, topic, n)
 
@@ -180,8 +187,9 @@ func TestDashboardInChromium(t *testing.T) {
 			rows[0].cells[2].textContent === '%d';
 	})()`, jsString(fn), fatal)
 	waitFor(ctx, t, "the dead-letter counts", counts, 30*time.Second)
-	fatalCell := `document.querySelector('#functions tbody tr').cells[8].textContent === '` + fmt.Sprint(fatal) + `'`
+	fatalCell := `document.querySelector('#functions tbody tr').cells[10].textContent === '` + fmt.Sprint(fatal) + `'`
 	waitFor(ctx, t, "the function's fatal count", fatalCell, 30*time.Second)
+	waitFor(ctx, t, "a p50 of the attempts between two refreshes", `window.kasyncP50.length > 0 && window.kasyncP50.every(s => /^[≤>] [0-9.]+(µs|ms|s)$/.test(s))`, 30*time.Second)
 
 	require.Equal(t, "still the same page", inBrowser(ctx, t, "read the mark", chromedp.Evaluate[string](`window.kasyncTestMark`)),
 		"the page updated itself; it was not reloaded")

@@ -114,6 +114,7 @@ func (n *Node) functionStatus() []nodestatus.Function {
 			fs.Scheduled = true
 			fs.Limit, fs.Running, fs.Queued = s.Limit, s.Running, s.Queued
 			fs.Succeeded, fs.Retriable, fs.Fatal = s.Succeeded, s.Retriable, s.Fatal
+			fs.Durations = &nodestatus.Durations{BoundsSeconds: durationBounds, Counts: s.Durations.Counts[:]}
 			if !s.HeldUntil.IsZero() {
 				fs.HeldUntil = &s.HeldUntil
 			}
@@ -164,3 +165,14 @@ func (n *Node) rungStatus(depths map[string]int64) []nodestatus.Rung {
 	}
 	return out
 }
+
+// durationBounds are the scheduler's duration buckets in seconds, shared by every
+// function's status (read-only).
+var durationBounds = func() []float64 {
+	bounds := scheduler.DurationBounds()
+	out := make([]float64, len(bounds))
+	for i, b := range bounds {
+		out[i] = b.Seconds()
+	}
+	return out
+}()

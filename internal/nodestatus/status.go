@@ -46,9 +46,21 @@ type Function struct {
 	Succeeded uint64 `json:"succeeded"`
 	Retriable uint64 `json:"retriable"`
 	Fatal     uint64 `json:"fatal"`
+	// Durations are the durations of those attempts, by bucket; the difference of two
+	// snapshots gives the percentiles of the time between them. Nil without the
+	// scheduler role.
+	Durations *Durations `json:"durations,omitempty"`
 	// StormGuard is the function's failure-storm guard; nil when this node runs none
 	// (storm_guard.disabled, or no tailer role).
 	StormGuard *StormGuard `json:"storm_guard,omitempty"`
+}
+
+// Durations is a histogram of attempt durations since the node started: Counts[i]
+// attempts took at most BoundsSeconds[i] and more than the bound before it; the last
+// count, one more than the bounds, is of those longer than every bound.
+type Durations struct {
+	BoundsSeconds []float64 `json:"bounds_seconds"`
+	Counts        []uint64  `json:"counts"`
 }
 
 // StormGuard is the failure-storm guard of one function.

@@ -17,6 +17,13 @@
     return s.toFixed(0);
   }
 
+  // duration is s seconds with a unit that suits attempt latencies: 400µs, 1.6ms, 2.1s.
+  function duration(s) {
+    if (s < 0.001) return (s * 1e6).toFixed(0) + 'µs';
+    if (s < 1) return +(s * 1000).toPrecision(3) + 'ms';
+    return +s.toPrecision(3) + 's';
+  }
+
   function when(iso) {
     if (!iso) return '—';
     var d = new Date(iso);
@@ -63,6 +70,24 @@
     if (!before || !before.scheduled || !(dt > 0)) return '—';
     var done = function (x) { return x.succeeded + x.retriable + x.fatal; };
     return (Math.max(0, done(f) - done(before)) / dt).toFixed(1);
+  }
+
+  // quantile is the duration (as text) within which a share q of f's attempts ended
+  // between the previous snapshot and this one: the upper bound of the bucket that
+  // holds it, from the difference of the two histograms; '—' without attempts.
+  function quantile(f, q) {
+    if (!previous || !f.durations) return '—';
+    var before = (previous.functions || []).find(function (p) { return p.name === f.name; });
+    if (!before || !before.durations) return '—';
+    var counts = f.durations.counts.map(function (c, i) { return Math.max(0, c - (before.durations.counts[i] || 0)); });
+    var total = counts.reduce(function (a, b) { return a + b; }, 0);
+    if (total === 0) return '—';
+    var rank = Math.ceil(q * total), cum = 0, bounds = f.durations.bounds_seconds;
+    for (var i = 0; i < counts.length; i++) {
+      cum += counts[i];
+      if (cum >= rank) return i < bounds.length ? '≤ ' + duration(bounds[i]) : '> ' + duration(bounds[bounds.length - 1]);
+    }
+    return '—';
   }
 
   // --- DOM building ---
@@ -124,6 +149,7 @@
     fill('functions', (st.functions || []).map(function (f) {
       return row([
         cell(f.name), cell(f.tenant), cell(rate(f, st), { cls: 'n' }),
+        cell(quantile(f, 0.5), { cls: 'n' }), cell(quantile(f, 0.99), { cls: 'n' }),
         cell(f.scheduled ? String(f.running) : '—', { cls: 'n' }),
         cell(f.scheduled ? String(f.queued) : '—', { cls: 'n' }),
         cell(limit(f), { cls: 'n' }),
@@ -131,7 +157,7 @@
         cell(counted(f, f.fatal), { cls: f.fatal ? 'n bad' : 'n' }),
         cell(guard(f.storm_guard), { cls: f.storm_guard && f.storm_guard.active ? 'bad' : '' })
       ]);
-    }), 10, 'no functions configured');
+    }), 12, 'no functions configured');
   }
 
   function renderTailers(st) {

@@ -54,4 +54,9 @@
 //     logs a warning (TestWarnsWhenOpenOnTheNetwork). No secret is logged: a run at
 //     debug level with a SASL password and tokens shows neither (internal/cli's
 //     TestSecretsAppearNowhere).
+//  9. Hostile records never stop a partition, on the split path too: 10,000 headers,
+//     names, values, keys and payloads that are not UTF-8 arrive byte for byte; forged
+//     kasync headers on a source record are not believed (attempt 1, its own function);
+//     a record over max_workload_bytes goes to the dead letter as too-large; the group
+//     commits the log end (TestHostileRecordsNeverStopAPartition).
 package node

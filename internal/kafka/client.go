@@ -149,8 +149,17 @@ func ProducerOpts() []kgo.Opt {
 	return []kgo.Opt{
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(ProducerLinger),
+		// A retriable produce error (NOT_ENOUGH_REPLICAS, a leader moving) makes the
+		// client refresh metadata before it retries, at most once per MetadataMinAge:
+		// with franz-go's 5s, every rung and dead-letter record of the node waited 5s
+		// after one such error, and the source partitions behind them.
+		kgo.MetadataMinAge(ProducerMetadataMinAge),
 	}
 }
+
+// ProducerMetadataMinAge bounds how often the producer may refresh metadata, and so
+// how long a retriable produce error holds the records behind it.
+const ProducerMetadataMinAge = 500 * time.Millisecond
 
 // quieter lowers every record one slog level before handing it on, so
 // franz-go's info lines (connections, rebalances) are debug for kasync.

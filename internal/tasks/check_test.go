@@ -106,3 +106,14 @@ func TestMergeOrderIndependent(t *testing.T) {
 	s := Merge(&want, history[1])
 	require.Equal(t, StateSuccess, s.State)
 }
+
+func TestGrants(t *testing.T) {
+	t.Parallel()
+	require.NoError(t, Grants(nil).Check("anyone", "charge"), "no grants: every authenticated identity")
+	g := Grants{"shop": {"charge"}, "ops": {"*"}, "tailer": nil}
+	require.NoError(t, g.Check("shop", "charge"))
+	require.NoError(t, g.Check("ops", "refund"))
+	require.ErrorContains(t, g.Check("shop", "refund"), `identity "shop" may not submit to function "refund"`)
+	require.ErrorContains(t, g.Check("tailer", "charge"), "may not submit")
+	require.ErrorContains(t, g.Check("stranger", "charge"), "not in node.grpc_auth.identities")
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -184,13 +185,17 @@ func (x *Index) Follow(ctx context.Context, topic string, opts []kgo.Opt) error 
 		return fmt.Errorf("tasks: follow %s: %w", topic, err)
 	}
 	defer cl.Close()
+	var lastWarn time.Time
 	for {
 		fetches := cl.PollFetches(ctx)
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			return nil
 		}
 		fetches.EachError(func(_ string, p int32, err error) {
-			x.log.Warn("task status topic: fetch error", "partition", p, "err", err)
+			if now := time.Now(); now.Sub(lastWarn) >= 30*time.Second {
+				lastWarn = now
+				x.log.Warn("task status topic: fetch error (repeats are not logged for 30s)", "topic", topic, "partition", p, "err", err)
+			}
 		})
 		if recs := fetches.Records(); len(recs) > 0 {
 			if err := x.Apply(recs); err != nil {

@@ -124,4 +124,7 @@
 //     TestRouteToMissingTopicFails); kasync_delay_lateness_seconds is observed once per
 //     re-delivery and is never negative, because a rung record is released only when due
 //     (TestRungLateness).
+//  10. A task submitted for later (Router.Scheduled) waits on the rungs like a retry and
+//     runs as attempt 1 when due, named after its first rung record's position, which
+//     every hop writes as kasync-origin (TestScheduledTaskRunsAsAttemptOne).
 package delaystreams

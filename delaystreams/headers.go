@@ -20,6 +20,11 @@ const (
 	HeaderError        = "kasync-error"         // the last error, at most MaxErrorBytes
 	HeaderReason       = "kasync-reason"        // dead letter only
 	HeaderDropped      = "kasync-dropped"       // dead letter only: "value" or "value,headers" left out to fit
+	// HeaderScheduled marks a submitted task produced straight onto a rung for a later
+	// time (Router.Scheduled): "1". No attempt has run yet, so kasync-attempt is 0,
+	// the record may carry no kasync-origin (its own position is its origin: the task
+	// id), and it runs as attempt 1 when due. Hops keep it until the first run.
+	HeaderScheduled = "kasync-scheduled"
 	// HeaderPriority is the one kasync header a producer sets: the workload's priority,
 	// a decimal 32-bit integer, higher first (it overrides the tailer's priority). A
 	// value that is not one is ignored, and the tailer's priority used. kasync writes it

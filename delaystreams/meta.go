@@ -37,6 +37,11 @@ type Meta struct {
 	FirstFailure time.Time
 	LastError    string
 	Priority     int32 // kasync-priority; 0 when missing or not a 32-bit integer
+	// Scheduled: kasync-scheduled is "1", a submitted task whose first attempt has not
+	// run (Router.Scheduled). Attempt is then 1, the attempt to come, whatever
+	// kasync-attempt says, and a missing kasync-origin leaves Origin zero: the record's
+	// own position is its origin (RungReader.Next fills it in).
+	Scheduled bool
 }
 
 // ParseMeta reads the kasync-* headers of a rung or dead-letter record. The headers
@@ -91,8 +96,10 @@ func ParseMeta(headers []kgo.RecordHeader, now time.Time, maxAhead time.Duration
 		m.Function = string(fn)
 	}
 
+	m.Scheduled = string(vals[HeaderScheduled]) == "1"
 	m.Attempt = 1
-	if v, ok := vals[HeaderAttempt]; !ok {
+	if m.Scheduled { // no attempt yet: kasync-attempt is 0 and not read
+	} else if v, ok := vals[HeaderAttempt]; !ok {
 		fix("%s is missing; taken as 1", HeaderAttempt)
 	} else if a, perr := strconv.ParseInt(string(v), 10, 64); perr != nil {
 		fix("%s %s is not a number; taken as 1", HeaderAttempt, quote(v))
@@ -113,7 +120,9 @@ func ParseMeta(headers []kgo.RecordHeader, now time.Time, maxAhead time.Duration
 	}
 
 	if v, ok := vals[HeaderOrigin]; !ok {
-		problems = append(problems, HeaderOrigin+" is missing")
+		if !m.Scheduled {
+			problems = append(problems, HeaderOrigin+" is missing")
+		}
 	} else if len(v) > maxOriginBytes {
 		problems = append(problems, fmt.Sprintf("%s is %d bytes long; an origin has at most %d", HeaderOrigin, len(v), maxOriginBytes))
 	} else if o, perr := ParseOrigin(string(v)); perr != nil {
@@ -206,6 +215,9 @@ type outHeaders struct {
 	DeadLetter   bool // adds kasync-reason
 	Reason       string
 	Priority     int32 // kasync-priority, written when not 0
+	// Scheduled writes kasync-scheduled "1" and kasync-attempt 0 (Attempt is ignored),
+	// and kasync-origin only when Origin is set.
+	Scheduled bool
 }
 
 // kasyncRecord builds the record kasync writes to topic for src: src's key, value and
@@ -219,15 +231,21 @@ func kasyncRecord(topic string, src *kgo.Record, h outHeaders) *kgo.Record {
 			headers = append(headers, sh)
 		}
 	}
+	attempt := int64(h.Attempt)
+	if h.Scheduled {
+		attempt = 0
+	}
 	headers = append(headers,
 		kgo.RecordHeader{Key: HeaderFunction, Value: []byte(h.Function)},
-		kgo.RecordHeader{Key: HeaderAttempt, Value: strconv.AppendInt(nil, int64(h.Attempt), 10)},
+		kgo.RecordHeader{Key: HeaderAttempt, Value: strconv.AppendInt(nil, attempt, 10)},
 	)
 	if !h.Due.IsZero() {
 		headers = append(headers, kgo.RecordHeader{Key: HeaderDue, Value: strconv.AppendInt(nil, h.Due.UnixMilli(), 10)})
 	}
+	if !h.Scheduled || h.Origin.Topic != "" {
+		headers = append(headers, kgo.RecordHeader{Key: HeaderOrigin, Value: []byte(h.Origin.String())})
+	}
 	headers = append(headers,
-		kgo.RecordHeader{Key: HeaderOrigin, Value: []byte(h.Origin.String())},
 		kgo.RecordHeader{Key: HeaderFirstFailure, Value: strconv.AppendInt(nil, h.FirstFailure.UnixMilli(), 10)},
 		kgo.RecordHeader{Key: HeaderError, Value: []byte(cleanError(h.Err))},
 	)
@@ -236,6 +254,9 @@ func kasyncRecord(topic string, src *kgo.Record, h outHeaders) *kgo.Record {
 	}
 	if h.Priority != 0 {
 		headers = append(headers, kgo.RecordHeader{Key: HeaderPriority, Value: strconv.AppendInt(nil, int64(h.Priority), 10)})
+	}
+	if h.Scheduled {
+		headers = append(headers, kgo.RecordHeader{Key: HeaderScheduled, Value: []byte("1")})
 	}
 	return &kgo.Record{Topic: topic, Key: src.Key, Value: src.Value, Headers: headers}
 }

@@ -160,6 +160,10 @@ func (r *RungReader) Next(rec *kgo.Record, now time.Time) tailer.Step {
 		f := InvalidHeadersFailure(rec, m, err)
 		return r.router.step(&f)
 	}
+	if m.Scheduled && m.Origin.Topic == "" {
+		// A submitted task on its first rung: this record is where it was born.
+		m.Origin = Origin{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}
+	}
 	ready := rec.Timestamp.Add(r.rung)
 	if m.Due.Before(ready) {
 		ready = m.Due
@@ -188,7 +192,7 @@ func (r *RungReader) Next(rec *kgo.Record, now time.Time) tailer.Step {
 		Function: m.Function,
 		Key:      rec.Key,
 		Payload:  rec.Value,
-		Attempt:  ClampAttempt(int64(m.Attempt) + 1),
+		Attempt:  m.nextAttempt(),
 		Priority: m.Priority,
 		Created:  m.FirstFailure,
 		Source:   KafkaSource(m.Origin.Topic),

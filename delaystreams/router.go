@@ -285,6 +285,7 @@ func (r *Router) hopAt(rec *kgo.Record, m Meta, now time.Time) (*kgo.Record, Dec
 		FirstFailure: first,
 		Err:          m.LastError,
 		Priority:     m.Priority,
+		Scheduled:    m.Scheduled,
 	}), d
 }
 

@@ -119,7 +119,10 @@ type Config struct {
 	// (delaystreams.Router).
 	Producer Producer
 	// Guard is the failure-storm guard shared by the node's tailers; nil for none.
-	Guard  Guard
+	Guard Guard
+	// Status records the task states of the tailer's workloads; nil records none, and
+	// costs nothing (see StatusSink).
+	Status StatusSink
 	Logger *slog.Logger
 }
 

@@ -11,6 +11,11 @@
 //  1. Give Config a Scheduler, a checkpoint.Store, a Reader and a Producer (and a Guard
 //     to have the failure-storm guard), and call Run.
 //  2. Cancel Run's context to stop; Run returns after the drain below.
+//  3. To record task states (submitted tasks, task_status), give Config.Status a
+//     StatusSink: it is called when a workload is pushed, succeeds, or has its failure
+//     made durable on a rung or in the dead letter, never for a hop, and with a nil sink
+//     nothing is called (internal/node TestGetTaskWalksToSuccess,
+//     TestFailingSubmittedTaskShowsItsError).
 //
 // For each record read, the Reader returns a Step: run a workload (ActionRun), make a
 // record durable (ActionProduce: a rung or the dead letter), or hold the record and

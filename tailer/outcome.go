@@ -54,6 +54,9 @@ func (t *Tailer) deliver(results []scheduler.Result) {
 				if !t.stormOver(okFn) {
 					flush()
 				}
+				if t.cfg.Status != nil {
+					t.cfg.Status.Succeeded(&e.w)
+				}
 				c.succeeded++
 				c.complete(e)
 			default:
@@ -76,6 +79,9 @@ func (t *Tailer) handle(e *entry, o scheduler.Outcome) {
 	switch o.Kind {
 	case scheduler.OutcomeSuccess:
 		t.observe(e.w.Function, false)
+		if t.cfg.Status != nil {
+			t.cfg.Status.Succeeded(&e.w)
+		}
 		c := completer{t: t, succeeded: 1}
 		c.complete(e)
 		c.finish()
@@ -106,6 +112,9 @@ func (t *Tailer) handle(e *entry, o scheduler.Outcome) {
 	x.inPlace++
 	if ordered {
 		// The next attempt, at its time; only the record's key waits for it.
+		if t.cfg.Status != nil {
+			t.cfg.Status.Failed(&e.w, o, ToRung, nil, step.Until)
+		}
 		if step.Workload.Attempt >= 1 {
 			e.w = step.Workload
 		}
@@ -381,6 +390,9 @@ func (t *Tailer) outboxLoop(ctx context.Context) {
 				continue
 			}
 			t.produced(e)
+			if t.cfg.Status != nil {
+				t.statusProduced(e)
+			}
 			t.complete(e)
 		}
 		clear(pending[len(failed):])

@@ -435,6 +435,9 @@ func (t *Tailer) register(entries []*entry, batch []scheduler.Pushed) []schedule
 	if len(entries) == 0 {
 		return batch
 	}
+	if t.cfg.Status != nil {
+		t.statusEnqueued(entries)
+	}
 	t.mu.Lock()
 	for _, e := range entries {
 		batch = append(batch, scheduler.Pushed{Token: t.tokens.put(e), Workload: &e.w})

@@ -239,7 +239,21 @@ type Function struct {
 	Timeout     Duration `yaml:"timeout"`
 	Adaptive    Adaptive `yaml:"adaptive"`
 	Retry       Retry    `yaml:"retry"`
+	// Submit accepts single tasks for this function (the Tasks gRPC API, kasync
+	// submit): the node creates its ingest topic, IngestTopic(Name), and reads it with a
+	// tailer of its own. Default false: each ingest topic costs a topic and a consumer
+	// group per function.
+	Submit bool `yaml:"submit,omitempty"`
 }
+
+// IngestTopicPrefix names the ingest topics of submitted tasks: <prefix>.<function>.
+const IngestTopicPrefix = "kasync.fn"
+
+// TaskStatusTopic is the compacted topic of task state transitions, keyed by task id.
+const TaskStatusTopic = "kasync.tasks"
+
+// IngestTopic is the topic submitted tasks of function go to when they run now.
+func IngestTopic(function string) string { return IngestTopicPrefix + "." + function }
 
 // Retry says how often and how late a failed workload runs again.
 type Retry struct {
@@ -276,6 +290,10 @@ type Tailer struct {
 	Batch         Batch    `yaml:"batch"`
 	MaxInFlight   int      `yaml:"max_in_flight"`
 	RevokeTimeout Duration `yaml:"revoke_timeout"`
+	// TaskStatus records the task state of every event of this tailer in the task
+	// status topic, for GetTask and kasync task (default false: it costs a produce per
+	// state change of every event).
+	TaskStatus bool `yaml:"task_status,omitempty"`
 }
 
 // Batch bounds one read from Kafka.

@@ -93,6 +93,7 @@ functions:
     retry:
       max_attempts: 5                         # then the dead-letter topic
       backoff: [30s, 1m, 5m, 30m]             # before attempt 2, 3, ...; the last repeats
+    submit: true                              # accept single tasks: kasync submit --function echo
 
 tailers:
   - name: demo
@@ -106,6 +107,7 @@ tailers:
     batch: {max_records: 500, max_wait: 10ms}
     max_in_flight: 10000
     revoke_timeout: 10s                       # time to finish and commit when a partition moves
+    task_status: false                        # true: record every event's task state (kasync task ID)
 `
 
 // Demo returns the configuration `kasync dev` uses with no file: the embedded broker on
@@ -119,6 +121,7 @@ func Demo() *Config {
 		Functions: []Function{{
 			Name:   DemoFunction,
 			Tenant: DefaultTenant,
+			Submit: true,
 		}},
 		Tailers: []Tailer{{
 			Name:     DemoTailer,

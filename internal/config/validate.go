@@ -194,6 +194,11 @@ func (c *Config) validateFunctions(l *problemList) map[string]bool {
 				firstAt[f.Name] = i
 			}
 		}
+		if f.Submit && f.Name != "" {
+			if msg := topicProblem(IngestTopic(f.Name)); msg != "" {
+				l.add(p+".submit", "the ingest topic %q %s; rename the function or leave submit off", IngestTopic(f.Name), msg)
+			}
+		}
 		// A badly spelled name is reported once, here; tailers naming it are not reported again.
 		names[f.Name] = f.Name != ""
 		if f.URL != "" {

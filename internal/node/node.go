@@ -82,6 +82,7 @@ type Node struct {
 	rungGroups  []rungGroup
 	rungReaders []*tailer.Tailer
 	deadLetters *deadLetterTail // nil without Kafka
+	tasks       *taskParts      // submitted tasks and task status (tasks.go); nil when unused
 
 	done chan struct{}
 	err  error
@@ -128,6 +129,7 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 	if err := n.reg.Register(newTaskStateCollector(n.sched, n.sources)); err != nil {
 		return nil, fmt.Errorf("node: register kasync_tasks: %w", err)
 	}
+	n.registerTasks()
 	go n.run(ctx)
 	return n, nil
 }
@@ -262,6 +264,9 @@ func (n *Node) buildTailers(ctx context.Context, sources, rungs bool) error {
 	if err := n.ensureTopics(ctx, adm); err != nil {
 		return err
 	}
+	if err := n.setupTasks(ctx, adm); err != nil {
+		return err
+	}
 	if sources {
 		n.warnMissingSourceTopics(ctx, adm)
 	}
@@ -308,7 +313,7 @@ func (n *Node) buildTailers(ctx context.Context, sources, rungs bool) error {
 			if err != nil {
 				return fmt.Errorf("node: tailers[%d]: %w", i, err)
 			}
-			tl, err := tailer.New(common(tailer.Config{
+			cfg := tailer.Config{
 				Name:          tc.Name,
 				Topic:         tc.Topic,
 				Function:      tc.Function,
@@ -321,7 +326,11 @@ func (n *Node) buildTailers(ctx context.Context, sources, rungs bool) error {
 				MaxInFlight:   tc.MaxInFlight,
 				RevokeTimeout: tc.RevokeTimeout.Std(),
 				Reader:        reader,
-			}, "tailer/"+tc.Name))
+			}
+			if tc.TaskStatus {
+				cfg.Status = n.taskSink()
+			}
+			tl, err := tailer.New(common(cfg, "tailer/"+tc.Name))
 			if err != nil {
 				return fmt.Errorf("node: tailers[%d]: %w", i, err)
 			}
@@ -331,6 +340,11 @@ func (n *Node) buildTailers(ctx context.Context, sources, rungs bool) error {
 		if err := n.reg.Register(newLagCollector(n.sources)); err != nil {
 			return fmt.Errorf("node: register kasync_tailer_lag_records, kasync_tailer_lag_seconds: %w", err)
 		}
+		ingest, err := n.ingestTailers(common)
+		if err != nil {
+			return err
+		}
+		n.tailers = append(n.tailers, ingest...)
 	}
 	if rungs {
 		for i, rg := range n.rungGroups {
@@ -345,6 +359,7 @@ func (n *Node) buildTailers(ctx context.Context, sources, rungs bool) error {
 				Start:       tailer.StartEarliest,
 				MaxInFlight: n.cfg.Delay.MaxInFlight,
 				Reader:      reader,
+				Status:      n.taskSink(),
 			}, "delay/"+rg.name))
 			if err != nil {
 				return fmt.Errorf("node: delay.rungs[%d]: %w", i, err)
@@ -524,6 +539,16 @@ func (n *Node) run(ctx context.Context) {
 		}
 		return nil
 	})
+	if n.tasks != nil {
+		g.Go(func() error {
+			// The index is a view: without it GetTask answers from what it has, and the
+			// node's work goes on.
+			if err := n.tasks.follow(gctx); err != nil {
+				n.log.Error("task status index stopped following kasync.tasks; GetTask answers may be stale until a restart", "err", err)
+			}
+			return nil
+		})
+	}
 	var tailersDone sync.WaitGroup
 	for _, tl := range n.tailers {
 		tailersDone.Add(1)
@@ -602,6 +627,7 @@ func (n *Node) closeAll() {
 	if n.producer != nil {
 		n.producer.Close()
 	}
+	n.closeTasks()
 	if n.store != nil {
 		if err := n.store.Close(); err != nil {
 			n.log.Error("closing checkpoint store", "err", err)

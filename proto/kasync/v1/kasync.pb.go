@@ -8,6 +8,9 @@
 //   - Work: an SDK worker offers capacity for some functions; the scheduler sends it
 //     tasks (attempts of workloads) and the worker returns one result per task.
 //
+// And one unary service, Tasks: submit a single task (now or for later) and read a
+// task's status.
+//
 // Compatibility: fields are only ever added. A receiver ignores fields it does not know.
 // Generated Go code lives next to this file; regenerate with proto/generate.sh.
 
@@ -33,6 +36,81 @@ const (
 	// Verify that runtime/protoimpl is sufficiently up-to-date.
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
+
+// TaskState is a task's state, named as in Dropbox ATF (DESIGN.md, "Outcomes and task
+// states").
+type TaskState int32
+
+const (
+	// Never sent.
+	TaskState_TASK_STATE_UNSPECIFIED TaskState = 0
+	// In its topic, not yet read: just submitted, or scheduled on a rung for due_unix_ms.
+	TaskState_TASK_STATE_NEW TaskState = 1
+	// Read and handed to the scheduler for attempt `attempts`.
+	TaskState_TASK_STATE_ENQUEUED TaskState = 2
+	// Dispatched to a worker. Not recorded today.
+	TaskState_TASK_STATE_CLAIMED TaskState = 3
+	// Running. Not recorded today: the scheduler does not report starts.
+	TaskState_TASK_STATE_PROCESSING TaskState = 4
+	// Done: an attempt succeeded.
+	TaskState_TASK_STATE_SUCCESS TaskState = 5
+	// Done: dead-lettered (a fatal error, or its attempts exhausted); see reason.
+	TaskState_TASK_STATE_FATAL_FAILURE TaskState = 6
+	// An attempt failed; the next one is due at due_unix_ms (on a delay rung, or in
+	// place for an ordered tailer).
+	TaskState_TASK_STATE_RETRIABLE_FAILURE TaskState = 7
+)
+
+// Enum value maps for TaskState.
+var (
+	TaskState_name = map[int32]string{
+		0: "TASK_STATE_UNSPECIFIED",
+		1: "TASK_STATE_NEW",
+		2: "TASK_STATE_ENQUEUED",
+		3: "TASK_STATE_CLAIMED",
+		4: "TASK_STATE_PROCESSING",
+		5: "TASK_STATE_SUCCESS",
+		6: "TASK_STATE_FATAL_FAILURE",
+		7: "TASK_STATE_RETRIABLE_FAILURE",
+	}
+	TaskState_value = map[string]int32{
+		"TASK_STATE_UNSPECIFIED":       0,
+		"TASK_STATE_NEW":               1,
+		"TASK_STATE_ENQUEUED":          2,
+		"TASK_STATE_CLAIMED":           3,
+		"TASK_STATE_PROCESSING":        4,
+		"TASK_STATE_SUCCESS":           5,
+		"TASK_STATE_FATAL_FAILURE":     6,
+		"TASK_STATE_RETRIABLE_FAILURE": 7,
+	}
+)
+
+func (x TaskState) Enum() *TaskState {
+	p := new(TaskState)
+	*p = x
+	return p
+}
+
+func (x TaskState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TaskState) Descriptor() protoreflect.EnumDescriptor {
+	return file_kasync_v1_kasync_proto_enumTypes[0].Descriptor()
+}
+
+func (TaskState) Type() protoreflect.EnumType {
+	return &file_kasync_v1_kasync_proto_enumTypes[0]
+}
+
+func (x TaskState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TaskState.Descriptor instead.
+func (TaskState) EnumDescriptor() ([]byte, []int) {
+	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{0}
+}
 
 // OutcomeKind is how one attempt of a workload ended.
 type OutcomeKind int32
@@ -76,11 +154,11 @@ func (x OutcomeKind) String() string {
 }
 
 func (OutcomeKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_kasync_v1_kasync_proto_enumTypes[0].Descriptor()
+	return file_kasync_v1_kasync_proto_enumTypes[1].Descriptor()
 }
 
 func (OutcomeKind) Type() protoreflect.EnumType {
-	return &file_kasync_v1_kasync_proto_enumTypes[0]
+	return &file_kasync_v1_kasync_proto_enumTypes[1]
 }
 
 func (x OutcomeKind) Number() protoreflect.EnumNumber {
@@ -89,7 +167,372 @@ func (x OutcomeKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use OutcomeKind.Descriptor instead.
 func (OutcomeKind) EnumDescriptor() ([]byte, []int) {
+	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{1}
+}
+
+// SubmitRequest is one task to run.
+type SubmitRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// function is the configured function to run. Required.
+	Function string `protobuf:"bytes,1,opt,name=function,proto3" json:"function,omitempty"`
+	// payload is given to the function as is (the record value).
+	Payload []byte `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
+	// key is the record key: tasks with the same key go to the same partition.
+	Key []byte `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	// headers are given to the function as record headers. Names starting with
+	// "kasync-" are reserved.
+	Headers []*Header `protobuf:"bytes,4,rep,name=headers,proto3" json:"headers,omitempty"`
+	// when the task runs; neither means now.
+	//
+	// Types that are valid to be assigned to When:
+	//
+	//	*SubmitRequest_DelayMs
+	//	*SubmitRequest_RunAtUnixMs
+	When isSubmitRequest_When `protobuf_oneof:"when"`
+	// priority orders the function's queued workloads; higher runs first. 0 is the
+	// default.
+	Priority      int32 `protobuf:"varint,7,opt,name=priority,proto3" json:"priority,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitRequest) Reset() {
+	*x = SubmitRequest{}
+	mi := &file_kasync_v1_kasync_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitRequest) ProtoMessage() {}
+
+func (x *SubmitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kasync_v1_kasync_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitRequest.ProtoReflect.Descriptor instead.
+func (*SubmitRequest) Descriptor() ([]byte, []int) {
 	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *SubmitRequest) GetFunction() string {
+	if x != nil {
+		return x.Function
+	}
+	return ""
+}
+
+func (x *SubmitRequest) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+func (x *SubmitRequest) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *SubmitRequest) GetHeaders() []*Header {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *SubmitRequest) GetWhen() isSubmitRequest_When {
+	if x != nil {
+		return x.When
+	}
+	return nil
+}
+
+func (x *SubmitRequest) GetDelayMs() int64 {
+	if x != nil {
+		if x, ok := x.When.(*SubmitRequest_DelayMs); ok {
+			return x.DelayMs
+		}
+	}
+	return 0
+}
+
+func (x *SubmitRequest) GetRunAtUnixMs() int64 {
+	if x != nil {
+		if x, ok := x.When.(*SubmitRequest_RunAtUnixMs); ok {
+			return x.RunAtUnixMs
+		}
+	}
+	return 0
+}
+
+func (x *SubmitRequest) GetPriority() int32 {
+	if x != nil {
+		return x.Priority
+	}
+	return 0
+}
+
+type isSubmitRequest_When interface {
+	isSubmitRequest_When()
+}
+
+type SubmitRequest_DelayMs struct {
+	// delay_ms runs the task this many milliseconds after the broker acknowledged it
+	// (measured from when the node received the request). Must be >= 0.
+	DelayMs int64 `protobuf:"varint,5,opt,name=delay_ms,json=delayMs,proto3,oneof"`
+}
+
+type SubmitRequest_RunAtUnixMs struct {
+	// run_at_unix_ms runs the task at this time, in ms since the Unix epoch. A time in
+	// the past runs it now.
+	RunAtUnixMs int64 `protobuf:"varint,6,opt,name=run_at_unix_ms,json=runAtUnixMs,proto3,oneof"`
+}
+
+func (*SubmitRequest_DelayMs) isSubmitRequest_When() {}
+
+func (*SubmitRequest_RunAtUnixMs) isSubmitRequest_When() {}
+
+// SubmitResponse says where a submitted task is.
+type SubmitResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// task_id is the task's stable id, "<topic>/<partition>/<offset>" of the record that
+	// holds it (the ingest topic's, or the first delay rung's). It is the workload id the
+	// function sees (ce-id for HTTP functions) and the key of its status.
+	TaskId string `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	// due_unix_ms is when the task becomes due, in ms since the Unix epoch.
+	DueUnixMs int64 `protobuf:"varint,2,opt,name=due_unix_ms,json=dueUnixMs,proto3" json:"due_unix_ms,omitempty"`
+	// scheduled is true when the task waits on a delay rung until due.
+	Scheduled     bool `protobuf:"varint,3,opt,name=scheduled,proto3" json:"scheduled,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitResponse) Reset() {
+	*x = SubmitResponse{}
+	mi := &file_kasync_v1_kasync_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitResponse) ProtoMessage() {}
+
+func (x *SubmitResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kasync_v1_kasync_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitResponse.ProtoReflect.Descriptor instead.
+func (*SubmitResponse) Descriptor() ([]byte, []int) {
+	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SubmitResponse) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *SubmitResponse) GetDueUnixMs() int64 {
+	if x != nil {
+		return x.DueUnixMs
+	}
+	return 0
+}
+
+func (x *SubmitResponse) GetScheduled() bool {
+	if x != nil {
+		return x.Scheduled
+	}
+	return false
+}
+
+// GetTaskRequest names one task.
+type GetTaskRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// task_id is a SubmitResponse.task_id or a workload id. Required.
+	TaskId        string `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTaskRequest) Reset() {
+	*x = GetTaskRequest{}
+	mi := &file_kasync_v1_kasync_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTaskRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTaskRequest) ProtoMessage() {}
+
+func (x *GetTaskRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kasync_v1_kasync_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTaskRequest.ProtoReflect.Descriptor instead.
+func (*GetTaskRequest) Descriptor() ([]byte, []int) {
+	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *GetTaskRequest) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+// TaskStatus is the latest known state of one task.
+type TaskStatus struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TaskId   string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	Function string                 `protobuf:"bytes,2,opt,name=function,proto3" json:"function,omitempty"`
+	State    TaskState              `protobuf:"varint,3,opt,name=state,proto3,enum=kasync.v1.TaskState" json:"state,omitempty"`
+	// attempts is the number of attempts started (0 before the first).
+	Attempts uint32 `protobuf:"varint,4,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// last_error is the error of the latest failed attempt; empty if none failed.
+	LastError string `protobuf:"bytes,5,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// reason is why the latest attempt failed ("error", "timeout", ...), and for
+	// FATAL_FAILURE the dead-letter reason ("exhausted", "fatal", ...).
+	Reason string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	// created_unix_ms is when the task was submitted (or the event's first failure or
+	// record time); 0 when unknown.
+	CreatedUnixMs int64 `protobuf:"varint,7,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"`
+	// updated_unix_ms is when the latest state was recorded.
+	UpdatedUnixMs int64 `protobuf:"varint,8,opt,name=updated_unix_ms,json=updatedUnixMs,proto3" json:"updated_unix_ms,omitempty"`
+	// due_unix_ms, for NEW and RETRIABLE_FAILURE, is when the next attempt is due.
+	DueUnixMs     int64 `protobuf:"varint,9,opt,name=due_unix_ms,json=dueUnixMs,proto3" json:"due_unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskStatus) Reset() {
+	*x = TaskStatus{}
+	mi := &file_kasync_v1_kasync_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskStatus) ProtoMessage() {}
+
+func (x *TaskStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_kasync_v1_kasync_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
+func (*TaskStatus) Descriptor() ([]byte, []int) {
+	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *TaskStatus) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *TaskStatus) GetFunction() string {
+	if x != nil {
+		return x.Function
+	}
+	return ""
+}
+
+func (x *TaskStatus) GetState() TaskState {
+	if x != nil {
+		return x.State
+	}
+	return TaskState_TASK_STATE_UNSPECIFIED
+}
+
+func (x *TaskStatus) GetAttempts() uint32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *TaskStatus) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *TaskStatus) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *TaskStatus) GetCreatedUnixMs() int64 {
+	if x != nil {
+		return x.CreatedUnixMs
+	}
+	return 0
+}
+
+func (x *TaskStatus) GetUpdatedUnixMs() int64 {
+	if x != nil {
+		return x.UpdatedUnixMs
+	}
+	return 0
+}
+
+func (x *TaskStatus) GetDueUnixMs() int64 {
+	if x != nil {
+		return x.DueUnixMs
+	}
+	return 0
 }
 
 // Header is one record header, carried untouched from source to function.
@@ -106,7 +549,7 @@ type Header struct {
 
 func (x *Header) Reset() {
 	*x = Header{}
-	mi := &file_kasync_v1_kasync_proto_msgTypes[0]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -118,7 +561,7 @@ func (x *Header) String() string {
 func (*Header) ProtoMessage() {}
 
 func (x *Header) ProtoReflect() protoreflect.Message {
-	mi := &file_kasync_v1_kasync_proto_msgTypes[0]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -131,7 +574,7 @@ func (x *Header) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Header.ProtoReflect.Descriptor instead.
 func (*Header) Descriptor() ([]byte, []int) {
-	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{0}
+	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Header) GetKey() []byte {
@@ -184,7 +627,7 @@ type Workload struct {
 
 func (x *Workload) Reset() {
 	*x = Workload{}
-	mi := &file_kasync_v1_kasync_proto_msgTypes[1]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -196,7 +639,7 @@ func (x *Workload) String() string {
 func (*Workload) ProtoMessage() {}
 
 func (x *Workload) ProtoReflect() protoreflect.Message {
-	mi := &file_kasync_v1_kasync_proto_msgTypes[1]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -209,7 +652,7 @@ func (x *Workload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Workload.ProtoReflect.Descriptor instead.
 func (*Workload) Descriptor() ([]byte, []int) {
-	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{1}
+	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Workload) GetToken() uint64 {
@@ -305,7 +748,7 @@ type Outcome struct {
 
 func (x *Outcome) Reset() {
 	*x = Outcome{}
-	mi := &file_kasync_v1_kasync_proto_msgTypes[2]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -317,7 +760,7 @@ func (x *Outcome) String() string {
 func (*Outcome) ProtoMessage() {}
 
 func (x *Outcome) ProtoReflect() protoreflect.Message {
-	mi := &file_kasync_v1_kasync_proto_msgTypes[2]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -330,7 +773,7 @@ func (x *Outcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Outcome.ProtoReflect.Descriptor instead.
 func (*Outcome) Descriptor() ([]byte, []int) {
-	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{2}
+	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Outcome) GetToken() uint64 {
@@ -385,7 +828,7 @@ type PushHello struct {
 
 func (x *PushHello) Reset() {
 	*x = PushHello{}
-	mi := &file_kasync_v1_kasync_proto_msgTypes[3]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -397,7 +840,7 @@ func (x *PushHello) String() string {
 func (*PushHello) ProtoMessage() {}
 
 func (x *PushHello) ProtoReflect() protoreflect.Message {
-	mi := &file_kasync_v1_kasync_proto_msgTypes[3]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -410,7 +853,7 @@ func (x *PushHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushHello.ProtoReflect.Descriptor instead.
 func (*PushHello) Descriptor() ([]byte, []int) {
-	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{3}
+	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PushHello) GetTailer() string {
@@ -447,7 +890,7 @@ type WorkloadBatch struct {
 
 func (x *WorkloadBatch) Reset() {
 	*x = WorkloadBatch{}
-	mi := &file_kasync_v1_kasync_proto_msgTypes[4]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -459,7 +902,7 @@ func (x *WorkloadBatch) String() string {
 func (*WorkloadBatch) ProtoMessage() {}
 
 func (x *WorkloadBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_kasync_v1_kasync_proto_msgTypes[4]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -472,7 +915,7 @@ func (x *WorkloadBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkloadBatch.ProtoReflect.Descriptor instead.
 func (*WorkloadBatch) Descriptor() ([]byte, []int) {
-	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{4}
+	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *WorkloadBatch) GetWorkloads() []*Workload {
@@ -494,7 +937,7 @@ type Credit struct {
 
 func (x *Credit) Reset() {
 	*x = Credit{}
-	mi := &file_kasync_v1_kasync_proto_msgTypes[5]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -506,7 +949,7 @@ func (x *Credit) String() string {
 func (*Credit) ProtoMessage() {}
 
 func (x *Credit) ProtoReflect() protoreflect.Message {
-	mi := &file_kasync_v1_kasync_proto_msgTypes[5]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -519,7 +962,7 @@ func (x *Credit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Credit.ProtoReflect.Descriptor instead.
 func (*Credit) Descriptor() ([]byte, []int) {
-	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{5}
+	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Credit) GetWorkloads() uint32 {
@@ -552,7 +995,7 @@ type OutcomeBatch struct {
 
 func (x *OutcomeBatch) Reset() {
 	*x = OutcomeBatch{}
-	mi := &file_kasync_v1_kasync_proto_msgTypes[6]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -564,7 +1007,7 @@ func (x *OutcomeBatch) String() string {
 func (*OutcomeBatch) ProtoMessage() {}
 
 func (x *OutcomeBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_kasync_v1_kasync_proto_msgTypes[6]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -577,7 +1020,7 @@ func (x *OutcomeBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutcomeBatch.ProtoReflect.Descriptor instead.
 func (*OutcomeBatch) Descriptor() ([]byte, []int) {
-	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{6}
+	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *OutcomeBatch) GetOutcomes() []*Outcome {
@@ -615,7 +1058,7 @@ type PushRequest struct {
 
 func (x *PushRequest) Reset() {
 	*x = PushRequest{}
-	mi := &file_kasync_v1_kasync_proto_msgTypes[7]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -627,7 +1070,7 @@ func (x *PushRequest) String() string {
 func (*PushRequest) ProtoMessage() {}
 
 func (x *PushRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kasync_v1_kasync_proto_msgTypes[7]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -640,7 +1083,7 @@ func (x *PushRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushRequest.ProtoReflect.Descriptor instead.
 func (*PushRequest) Descriptor() ([]byte, []int) {
-	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{7}
+	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PushRequest) GetMsg() isPushRequest_Msg {
@@ -700,7 +1143,7 @@ type PushResponse struct {
 
 func (x *PushResponse) Reset() {
 	*x = PushResponse{}
-	mi := &file_kasync_v1_kasync_proto_msgTypes[8]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -712,7 +1155,7 @@ func (x *PushResponse) String() string {
 func (*PushResponse) ProtoMessage() {}
 
 func (x *PushResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kasync_v1_kasync_proto_msgTypes[8]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -725,7 +1168,7 @@ func (x *PushResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushResponse.ProtoReflect.Descriptor instead.
 func (*PushResponse) Descriptor() ([]byte, []int) {
-	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{8}
+	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PushResponse) GetMsg() isPushResponse_Msg {
@@ -798,7 +1241,7 @@ type WorkerHello struct {
 
 func (x *WorkerHello) Reset() {
 	*x = WorkerHello{}
-	mi := &file_kasync_v1_kasync_proto_msgTypes[9]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -810,7 +1253,7 @@ func (x *WorkerHello) String() string {
 func (*WorkerHello) ProtoMessage() {}
 
 func (x *WorkerHello) ProtoReflect() protoreflect.Message {
-	mi := &file_kasync_v1_kasync_proto_msgTypes[9]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -823,7 +1266,7 @@ func (x *WorkerHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerHello.ProtoReflect.Descriptor instead.
 func (*WorkerHello) Descriptor() ([]byte, []int) {
-	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{9}
+	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WorkerHello) GetWorkerId() string {
@@ -875,7 +1318,7 @@ type WorkCredit struct {
 
 func (x *WorkCredit) Reset() {
 	*x = WorkCredit{}
-	mi := &file_kasync_v1_kasync_proto_msgTypes[10]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -887,7 +1330,7 @@ func (x *WorkCredit) String() string {
 func (*WorkCredit) ProtoMessage() {}
 
 func (x *WorkCredit) ProtoReflect() protoreflect.Message {
-	mi := &file_kasync_v1_kasync_proto_msgTypes[10]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -900,7 +1343,7 @@ func (x *WorkCredit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkCredit.ProtoReflect.Descriptor instead.
 func (*WorkCredit) Descriptor() ([]byte, []int) {
-	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{10}
+	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WorkCredit) GetN() uint32 {
@@ -931,7 +1374,7 @@ type TaskResult struct {
 
 func (x *TaskResult) Reset() {
 	*x = TaskResult{}
-	mi := &file_kasync_v1_kasync_proto_msgTypes[11]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -943,7 +1386,7 @@ func (x *TaskResult) String() string {
 func (*TaskResult) ProtoMessage() {}
 
 func (x *TaskResult) ProtoReflect() protoreflect.Message {
-	mi := &file_kasync_v1_kasync_proto_msgTypes[11]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -956,7 +1399,7 @@ func (x *TaskResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskResult.ProtoReflect.Descriptor instead.
 func (*TaskResult) Descriptor() ([]byte, []int) {
-	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{11}
+	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TaskResult) GetTaskId() uint64 {
@@ -1017,7 +1460,7 @@ type TaskResultBatch struct {
 
 func (x *TaskResultBatch) Reset() {
 	*x = TaskResultBatch{}
-	mi := &file_kasync_v1_kasync_proto_msgTypes[12]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1029,7 +1472,7 @@ func (x *TaskResultBatch) String() string {
 func (*TaskResultBatch) ProtoMessage() {}
 
 func (x *TaskResultBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_kasync_v1_kasync_proto_msgTypes[12]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1042,7 +1485,7 @@ func (x *TaskResultBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskResultBatch.ProtoReflect.Descriptor instead.
 func (*TaskResultBatch) Descriptor() ([]byte, []int) {
-	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{12}
+	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TaskResultBatch) GetResults() []*TaskResult {
@@ -1079,7 +1522,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_kasync_v1_kasync_proto_msgTypes[13]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1091,7 +1534,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_kasync_v1_kasync_proto_msgTypes[13]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1104,7 +1547,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{13}
+	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Heartbeat) GetTaskIds() []uint64 {
@@ -1131,7 +1574,7 @@ type WorkRequest struct {
 
 func (x *WorkRequest) Reset() {
 	*x = WorkRequest{}
-	mi := &file_kasync_v1_kasync_proto_msgTypes[14]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1143,7 +1586,7 @@ func (x *WorkRequest) String() string {
 func (*WorkRequest) ProtoMessage() {}
 
 func (x *WorkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kasync_v1_kasync_proto_msgTypes[14]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1156,7 +1599,7 @@ func (x *WorkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkRequest.ProtoReflect.Descriptor instead.
 func (*WorkRequest) Descriptor() ([]byte, []int) {
-	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{14}
+	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WorkRequest) GetMsg() isWorkRequest_Msg {
@@ -1265,7 +1708,7 @@ type WorkerWelcome struct {
 
 func (x *WorkerWelcome) Reset() {
 	*x = WorkerWelcome{}
-	mi := &file_kasync_v1_kasync_proto_msgTypes[15]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1277,7 +1720,7 @@ func (x *WorkerWelcome) String() string {
 func (*WorkerWelcome) ProtoMessage() {}
 
 func (x *WorkerWelcome) ProtoReflect() protoreflect.Message {
-	mi := &file_kasync_v1_kasync_proto_msgTypes[15]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1290,7 +1733,7 @@ func (x *WorkerWelcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerWelcome.ProtoReflect.Descriptor instead.
 func (*WorkerWelcome) Descriptor() ([]byte, []int) {
-	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{15}
+	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WorkerWelcome) GetResultBatches() bool {
@@ -1341,7 +1784,7 @@ type Task struct {
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_kasync_v1_kasync_proto_msgTypes[16]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1353,7 +1796,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_kasync_v1_kasync_proto_msgTypes[16]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1366,7 +1809,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{16}
+	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Task) GetTaskId() uint64 {
@@ -1459,7 +1902,7 @@ type TaskBatch struct {
 
 func (x *TaskBatch) Reset() {
 	*x = TaskBatch{}
-	mi := &file_kasync_v1_kasync_proto_msgTypes[17]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1471,7 +1914,7 @@ func (x *TaskBatch) String() string {
 func (*TaskBatch) ProtoMessage() {}
 
 func (x *TaskBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_kasync_v1_kasync_proto_msgTypes[17]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1484,7 +1927,7 @@ func (x *TaskBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskBatch.ProtoReflect.Descriptor instead.
 func (*TaskBatch) Descriptor() ([]byte, []int) {
-	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{17}
+	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *TaskBatch) GetTasks() []*Task {
@@ -1506,7 +1949,7 @@ type CancelTask struct {
 
 func (x *CancelTask) Reset() {
 	*x = CancelTask{}
-	mi := &file_kasync_v1_kasync_proto_msgTypes[18]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1518,7 +1961,7 @@ func (x *CancelTask) String() string {
 func (*CancelTask) ProtoMessage() {}
 
 func (x *CancelTask) ProtoReflect() protoreflect.Message {
-	mi := &file_kasync_v1_kasync_proto_msgTypes[18]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1531,7 +1974,7 @@ func (x *CancelTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTask.ProtoReflect.Descriptor instead.
 func (*CancelTask) Descriptor() ([]byte, []int) {
-	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{18}
+	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CancelTask) GetTaskId() uint64 {
@@ -1557,7 +2000,7 @@ type WorkResponse struct {
 
 func (x *WorkResponse) Reset() {
 	*x = WorkResponse{}
-	mi := &file_kasync_v1_kasync_proto_msgTypes[19]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1569,7 +2012,7 @@ func (x *WorkResponse) String() string {
 func (*WorkResponse) ProtoMessage() {}
 
 func (x *WorkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kasync_v1_kasync_proto_msgTypes[19]
+	mi := &file_kasync_v1_kasync_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1582,7 +2025,7 @@ func (x *WorkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkResponse.ProtoReflect.Descriptor instead.
 func (*WorkResponse) Descriptor() ([]byte, []int) {
-	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{19}
+	return file_kasync_v1_kasync_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WorkResponse) GetMsg() isWorkResponse_Msg {
@@ -1664,7 +2107,34 @@ var File_kasync_v1_kasync_proto protoreflect.FileDescriptor
 
 const file_kasync_v1_kasync_proto_rawDesc = "" +
 	"\n" +
-	"\x16kasync/v1/kasync.proto\x12\tkasync.v1\"0\n" +
+	"\x16kasync/v1/kasync.proto\x12\tkasync.v1\"\xec\x01\n" +
+	"\rSubmitRequest\x12\x1a\n" +
+	"\bfunction\x18\x01 \x01(\tR\bfunction\x12\x18\n" +
+	"\apayload\x18\x02 \x01(\fR\apayload\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\fR\x03key\x12+\n" +
+	"\aheaders\x18\x04 \x03(\v2\x11.kasync.v1.HeaderR\aheaders\x12\x1b\n" +
+	"\bdelay_ms\x18\x05 \x01(\x03H\x00R\adelayMs\x12%\n" +
+	"\x0erun_at_unix_ms\x18\x06 \x01(\x03H\x00R\vrunAtUnixMs\x12\x1a\n" +
+	"\bpriority\x18\a \x01(\x05R\bpriorityB\x06\n" +
+	"\x04when\"g\n" +
+	"\x0eSubmitResponse\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x1e\n" +
+	"\vdue_unix_ms\x18\x02 \x01(\x03R\tdueUnixMs\x12\x1c\n" +
+	"\tscheduled\x18\x03 \x01(\bR\tscheduled\")\n" +
+	"\x0eGetTaskRequest\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\"\xb0\x02\n" +
+	"\n" +
+	"TaskStatus\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x1a\n" +
+	"\bfunction\x18\x02 \x01(\tR\bfunction\x12*\n" +
+	"\x05state\x18\x03 \x01(\x0e2\x14.kasync.v1.TaskStateR\x05state\x12\x1a\n" +
+	"\battempts\x18\x04 \x01(\rR\battempts\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x05 \x01(\tR\tlastError\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\x12&\n" +
+	"\x0fcreated_unix_ms\x18\a \x01(\x03R\rcreatedUnixMs\x12&\n" +
+	"\x0fupdated_unix_ms\x18\b \x01(\x03R\rupdatedUnixMs\x12\x1e\n" +
+	"\vdue_unix_ms\x18\t \x01(\x03R\tdueUnixMs\"0\n" +
 	"\x06Header\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\"\x9b\x02\n" +
@@ -1762,7 +2232,16 @@ const file_kasync_v1_kasync_proto_rawDesc = "" +
 	"\x04task\x18\x02 \x01(\v2\x0f.kasync.v1.TaskH\x00R\x04task\x12/\n" +
 	"\x06cancel\x18\x03 \x01(\v2\x15.kasync.v1.CancelTaskH\x00R\x06cancel\x12,\n" +
 	"\x05tasks\x18\x04 \x01(\v2\x14.kasync.v1.TaskBatchH\x00R\x05tasksB\x05\n" +
-	"\x03msg*y\n" +
+	"\x03msg*\xdf\x01\n" +
+	"\tTaskState\x12\x1a\n" +
+	"\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x12\n" +
+	"\x0eTASK_STATE_NEW\x10\x01\x12\x17\n" +
+	"\x13TASK_STATE_ENQUEUED\x10\x02\x12\x16\n" +
+	"\x12TASK_STATE_CLAIMED\x10\x03\x12\x19\n" +
+	"\x15TASK_STATE_PROCESSING\x10\x04\x12\x16\n" +
+	"\x12TASK_STATE_SUCCESS\x10\x05\x12\x1c\n" +
+	"\x18TASK_STATE_FATAL_FAILURE\x10\x06\x12 \n" +
+	"\x1cTASK_STATE_RETRIABLE_FAILURE\x10\a*y\n" +
 	"\vOutcomeKind\x12\x1c\n" +
 	"\x18OUTCOME_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14OUTCOME_KIND_SUCCESS\x10\x01\x12\x1a\n" +
@@ -1770,7 +2249,10 @@ const file_kasync_v1_kasync_proto_rawDesc = "" +
 	"\x12OUTCOME_KIND_FATAL\x10\x032\x85\x01\n" +
 	"\tScheduler\x12;\n" +
 	"\x04Push\x12\x16.kasync.v1.PushRequest\x1a\x17.kasync.v1.PushResponse(\x010\x01\x12;\n" +
-	"\x04Work\x12\x16.kasync.v1.WorkRequest\x1a\x17.kasync.v1.WorkResponse(\x010\x01B3Z1github.com/kasync/kasync/proto/kasync/v1;kasyncv1b\x06proto3"
+	"\x04Work\x12\x16.kasync.v1.WorkRequest\x1a\x17.kasync.v1.WorkResponse(\x010\x012\x83\x01\n" +
+	"\x05Tasks\x12=\n" +
+	"\x06Submit\x12\x18.kasync.v1.SubmitRequest\x1a\x19.kasync.v1.SubmitResponse\x12;\n" +
+	"\aGetTask\x12\x19.kasync.v1.GetTaskRequest\x1a\x15.kasync.v1.TaskStatusB3Z1github.com/kasync/kasync/proto/kasync/v1;kasyncv1b\x06proto3"
 
 var (
 	file_kasync_v1_kasync_proto_rawDescOnce sync.Once
@@ -1784,62 +2266,73 @@ func file_kasync_v1_kasync_proto_rawDescGZIP() []byte {
 	return file_kasync_v1_kasync_proto_rawDescData
 }
 
-var file_kasync_v1_kasync_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_kasync_v1_kasync_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_kasync_v1_kasync_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_kasync_v1_kasync_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_kasync_v1_kasync_proto_goTypes = []any{
-	(OutcomeKind)(0),        // 0: kasync.v1.OutcomeKind
-	(*Header)(nil),          // 1: kasync.v1.Header
-	(*Workload)(nil),        // 2: kasync.v1.Workload
-	(*Outcome)(nil),         // 3: kasync.v1.Outcome
-	(*PushHello)(nil),       // 4: kasync.v1.PushHello
-	(*WorkloadBatch)(nil),   // 5: kasync.v1.WorkloadBatch
-	(*Credit)(nil),          // 6: kasync.v1.Credit
-	(*OutcomeBatch)(nil),    // 7: kasync.v1.OutcomeBatch
-	(*PushRequest)(nil),     // 8: kasync.v1.PushRequest
-	(*PushResponse)(nil),    // 9: kasync.v1.PushResponse
-	(*WorkerHello)(nil),     // 10: kasync.v1.WorkerHello
-	(*WorkCredit)(nil),      // 11: kasync.v1.WorkCredit
-	(*TaskResult)(nil),      // 12: kasync.v1.TaskResult
-	(*TaskResultBatch)(nil), // 13: kasync.v1.TaskResultBatch
-	(*Heartbeat)(nil),       // 14: kasync.v1.Heartbeat
-	(*WorkRequest)(nil),     // 15: kasync.v1.WorkRequest
-	(*WorkerWelcome)(nil),   // 16: kasync.v1.WorkerWelcome
-	(*Task)(nil),            // 17: kasync.v1.Task
-	(*TaskBatch)(nil),       // 18: kasync.v1.TaskBatch
-	(*CancelTask)(nil),      // 19: kasync.v1.CancelTask
-	(*WorkResponse)(nil),    // 20: kasync.v1.WorkResponse
+	(TaskState)(0),          // 0: kasync.v1.TaskState
+	(OutcomeKind)(0),        // 1: kasync.v1.OutcomeKind
+	(*SubmitRequest)(nil),   // 2: kasync.v1.SubmitRequest
+	(*SubmitResponse)(nil),  // 3: kasync.v1.SubmitResponse
+	(*GetTaskRequest)(nil),  // 4: kasync.v1.GetTaskRequest
+	(*TaskStatus)(nil),      // 5: kasync.v1.TaskStatus
+	(*Header)(nil),          // 6: kasync.v1.Header
+	(*Workload)(nil),        // 7: kasync.v1.Workload
+	(*Outcome)(nil),         // 8: kasync.v1.Outcome
+	(*PushHello)(nil),       // 9: kasync.v1.PushHello
+	(*WorkloadBatch)(nil),   // 10: kasync.v1.WorkloadBatch
+	(*Credit)(nil),          // 11: kasync.v1.Credit
+	(*OutcomeBatch)(nil),    // 12: kasync.v1.OutcomeBatch
+	(*PushRequest)(nil),     // 13: kasync.v1.PushRequest
+	(*PushResponse)(nil),    // 14: kasync.v1.PushResponse
+	(*WorkerHello)(nil),     // 15: kasync.v1.WorkerHello
+	(*WorkCredit)(nil),      // 16: kasync.v1.WorkCredit
+	(*TaskResult)(nil),      // 17: kasync.v1.TaskResult
+	(*TaskResultBatch)(nil), // 18: kasync.v1.TaskResultBatch
+	(*Heartbeat)(nil),       // 19: kasync.v1.Heartbeat
+	(*WorkRequest)(nil),     // 20: kasync.v1.WorkRequest
+	(*WorkerWelcome)(nil),   // 21: kasync.v1.WorkerWelcome
+	(*Task)(nil),            // 22: kasync.v1.Task
+	(*TaskBatch)(nil),       // 23: kasync.v1.TaskBatch
+	(*CancelTask)(nil),      // 24: kasync.v1.CancelTask
+	(*WorkResponse)(nil),    // 25: kasync.v1.WorkResponse
 }
 var file_kasync_v1_kasync_proto_depIdxs = []int32{
-	1,  // 0: kasync.v1.Workload.headers:type_name -> kasync.v1.Header
-	0,  // 1: kasync.v1.Outcome.kind:type_name -> kasync.v1.OutcomeKind
-	2,  // 2: kasync.v1.WorkloadBatch.workloads:type_name -> kasync.v1.Workload
-	3,  // 3: kasync.v1.OutcomeBatch.outcomes:type_name -> kasync.v1.Outcome
-	4,  // 4: kasync.v1.PushRequest.hello:type_name -> kasync.v1.PushHello
-	5,  // 5: kasync.v1.PushRequest.batch:type_name -> kasync.v1.WorkloadBatch
-	6,  // 6: kasync.v1.PushResponse.credit:type_name -> kasync.v1.Credit
-	7,  // 7: kasync.v1.PushResponse.outcomes:type_name -> kasync.v1.OutcomeBatch
-	0,  // 8: kasync.v1.TaskResult.kind:type_name -> kasync.v1.OutcomeKind
-	12, // 9: kasync.v1.TaskResultBatch.results:type_name -> kasync.v1.TaskResult
-	10, // 10: kasync.v1.WorkRequest.hello:type_name -> kasync.v1.WorkerHello
-	11, // 11: kasync.v1.WorkRequest.credit:type_name -> kasync.v1.WorkCredit
-	12, // 12: kasync.v1.WorkRequest.result:type_name -> kasync.v1.TaskResult
-	14, // 13: kasync.v1.WorkRequest.heartbeat:type_name -> kasync.v1.Heartbeat
-	13, // 14: kasync.v1.WorkRequest.results:type_name -> kasync.v1.TaskResultBatch
-	1,  // 15: kasync.v1.Task.headers:type_name -> kasync.v1.Header
-	17, // 16: kasync.v1.TaskBatch.tasks:type_name -> kasync.v1.Task
-	16, // 17: kasync.v1.WorkResponse.welcome:type_name -> kasync.v1.WorkerWelcome
-	17, // 18: kasync.v1.WorkResponse.task:type_name -> kasync.v1.Task
-	19, // 19: kasync.v1.WorkResponse.cancel:type_name -> kasync.v1.CancelTask
-	18, // 20: kasync.v1.WorkResponse.tasks:type_name -> kasync.v1.TaskBatch
-	8,  // 21: kasync.v1.Scheduler.Push:input_type -> kasync.v1.PushRequest
-	15, // 22: kasync.v1.Scheduler.Work:input_type -> kasync.v1.WorkRequest
-	9,  // 23: kasync.v1.Scheduler.Push:output_type -> kasync.v1.PushResponse
-	20, // 24: kasync.v1.Scheduler.Work:output_type -> kasync.v1.WorkResponse
-	23, // [23:25] is the sub-list for method output_type
-	21, // [21:23] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	6,  // 0: kasync.v1.SubmitRequest.headers:type_name -> kasync.v1.Header
+	0,  // 1: kasync.v1.TaskStatus.state:type_name -> kasync.v1.TaskState
+	6,  // 2: kasync.v1.Workload.headers:type_name -> kasync.v1.Header
+	1,  // 3: kasync.v1.Outcome.kind:type_name -> kasync.v1.OutcomeKind
+	7,  // 4: kasync.v1.WorkloadBatch.workloads:type_name -> kasync.v1.Workload
+	8,  // 5: kasync.v1.OutcomeBatch.outcomes:type_name -> kasync.v1.Outcome
+	9,  // 6: kasync.v1.PushRequest.hello:type_name -> kasync.v1.PushHello
+	10, // 7: kasync.v1.PushRequest.batch:type_name -> kasync.v1.WorkloadBatch
+	11, // 8: kasync.v1.PushResponse.credit:type_name -> kasync.v1.Credit
+	12, // 9: kasync.v1.PushResponse.outcomes:type_name -> kasync.v1.OutcomeBatch
+	1,  // 10: kasync.v1.TaskResult.kind:type_name -> kasync.v1.OutcomeKind
+	17, // 11: kasync.v1.TaskResultBatch.results:type_name -> kasync.v1.TaskResult
+	15, // 12: kasync.v1.WorkRequest.hello:type_name -> kasync.v1.WorkerHello
+	16, // 13: kasync.v1.WorkRequest.credit:type_name -> kasync.v1.WorkCredit
+	17, // 14: kasync.v1.WorkRequest.result:type_name -> kasync.v1.TaskResult
+	19, // 15: kasync.v1.WorkRequest.heartbeat:type_name -> kasync.v1.Heartbeat
+	18, // 16: kasync.v1.WorkRequest.results:type_name -> kasync.v1.TaskResultBatch
+	6,  // 17: kasync.v1.Task.headers:type_name -> kasync.v1.Header
+	22, // 18: kasync.v1.TaskBatch.tasks:type_name -> kasync.v1.Task
+	21, // 19: kasync.v1.WorkResponse.welcome:type_name -> kasync.v1.WorkerWelcome
+	22, // 20: kasync.v1.WorkResponse.task:type_name -> kasync.v1.Task
+	24, // 21: kasync.v1.WorkResponse.cancel:type_name -> kasync.v1.CancelTask
+	23, // 22: kasync.v1.WorkResponse.tasks:type_name -> kasync.v1.TaskBatch
+	13, // 23: kasync.v1.Scheduler.Push:input_type -> kasync.v1.PushRequest
+	20, // 24: kasync.v1.Scheduler.Work:input_type -> kasync.v1.WorkRequest
+	2,  // 25: kasync.v1.Tasks.Submit:input_type -> kasync.v1.SubmitRequest
+	4,  // 26: kasync.v1.Tasks.GetTask:input_type -> kasync.v1.GetTaskRequest
+	14, // 27: kasync.v1.Scheduler.Push:output_type -> kasync.v1.PushResponse
+	25, // 28: kasync.v1.Scheduler.Work:output_type -> kasync.v1.WorkResponse
+	3,  // 29: kasync.v1.Tasks.Submit:output_type -> kasync.v1.SubmitResponse
+	5,  // 30: kasync.v1.Tasks.GetTask:output_type -> kasync.v1.TaskStatus
+	27, // [27:31] is the sub-list for method output_type
+	23, // [23:27] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_kasync_v1_kasync_proto_init() }
@@ -1847,22 +2340,26 @@ func file_kasync_v1_kasync_proto_init() {
 	if File_kasync_v1_kasync_proto != nil {
 		return
 	}
-	file_kasync_v1_kasync_proto_msgTypes[7].OneofWrappers = []any{
+	file_kasync_v1_kasync_proto_msgTypes[0].OneofWrappers = []any{
+		(*SubmitRequest_DelayMs)(nil),
+		(*SubmitRequest_RunAtUnixMs)(nil),
+	}
+	file_kasync_v1_kasync_proto_msgTypes[11].OneofWrappers = []any{
 		(*PushRequest_Hello)(nil),
 		(*PushRequest_Batch)(nil),
 	}
-	file_kasync_v1_kasync_proto_msgTypes[8].OneofWrappers = []any{
+	file_kasync_v1_kasync_proto_msgTypes[12].OneofWrappers = []any{
 		(*PushResponse_Credit)(nil),
 		(*PushResponse_Outcomes)(nil),
 	}
-	file_kasync_v1_kasync_proto_msgTypes[14].OneofWrappers = []any{
+	file_kasync_v1_kasync_proto_msgTypes[18].OneofWrappers = []any{
 		(*WorkRequest_Hello)(nil),
 		(*WorkRequest_Credit)(nil),
 		(*WorkRequest_Result)(nil),
 		(*WorkRequest_Heartbeat)(nil),
 		(*WorkRequest_Results)(nil),
 	}
-	file_kasync_v1_kasync_proto_msgTypes[19].OneofWrappers = []any{
+	file_kasync_v1_kasync_proto_msgTypes[23].OneofWrappers = []any{
 		(*WorkResponse_Welcome)(nil),
 		(*WorkResponse_Task)(nil),
 		(*WorkResponse_Cancel)(nil),
@@ -1873,10 +2370,10 @@ func file_kasync_v1_kasync_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kasync_v1_kasync_proto_rawDesc), len(file_kasync_v1_kasync_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   20,
+			NumEnums:      2,
+			NumMessages:   24,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_kasync_v1_kasync_proto_goTypes,
 		DependencyIndexes: file_kasync_v1_kasync_proto_depIdxs,

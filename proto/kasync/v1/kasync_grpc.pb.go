@@ -8,6 +8,9 @@
 //   - Work: an SDK worker offers capacity for some functions; the scheduler sends it
 //     tasks (attempts of workloads) and the worker returns one result per task.
 //
+// And one unary service, Tasks: submit a single task (now or for later) and read a
+// task's status.
+//
 // Compatibility: fields are only ever added. A receiver ignores fields it does not know.
 // Generated Go code lives next to this file; regenerate with proto/generate.sh.
 
@@ -240,5 +243,211 @@ var Scheduler_ServiceDesc = grpc.ServiceDesc{
 			ClientStreams: true,
 		},
 	},
+	Metadata: "kasync/v1/kasync.proto",
+}
+
+const (
+	Tasks_Submit_FullMethodName  = "/kasync.v1.Tasks/Submit"
+	Tasks_GetTask_FullMethodName = "/kasync.v1.Tasks/GetTask"
+)
+
+// TasksClient is the client API for Tasks service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Tasks is served on the gRPC listener of every node that runs the scheduler role and
+// reads Kafka (the tailer or delay role beside it, as `kasync dev` and a plain
+// `kasync run` do). It submits single tasks and answers their status. A separate
+// service from Scheduler so that clients (kasync submit, kasync task, applications)
+// need nothing of the streaming protocol; it shares the listener, its TLS and its
+// authentication.
+type TasksClient interface {
+	// Submit runs function once with payload, now or later, at least once, with the
+	// function's retry policy. It returns once the broker has acknowledged the task's
+	// record (acks=all): then the task is durable and its id final.
+	//
+	// Now (no delay, or a due time within the delay ladder's tolerance, or a run_at in
+	// the past): the record goes to the function's ingest topic, kasync.fn.<function>,
+	// which every node reads with a tailer. Later: it goes straight onto the delay rung
+	// the ladder picks, and runs when due as attempt 1.
+	//
+	// Errors (gRPC status): INVALID_ARGUMENT, naming the field, for an empty or unknown
+	// function, a payload (key + value + headers) over node.max_workload_bytes, both
+	// delay and run_at (a oneof, so only a client that builds raw messages can), a
+	// negative delay, a due time beyond the ladder's limit (7 days; the message says it)
+	// or a header named kasync-*; FAILED_PRECONDITION for a function configured without
+	// submit: true; PERMISSION_DENIED for an identity whose grant does not list the
+	// function; UNAVAILABLE when the broker did not acknowledge (nothing may have been
+	// written; submitting again may run the task twice). Nothing is produced on an error
+	// other than UNAVAILABLE.
+	Submit(ctx context.Context, in *SubmitRequest, opts ...grpc.CallOption) (*SubmitResponse, error)
+	// GetTask returns the latest known state of a task: a submitted task, or a stream
+	// event of a tailer with task_status: true (its id is <topic>/<partition>/<offset>).
+	// The node answers from its own index of the kasync.tasks topic, which follows the
+	// topic within moments: a task submitted an instant ago may be NOT_FOUND still.
+	//
+	// Errors: INVALID_ARGUMENT for an empty or malformed task_id; NOT_FOUND for a task
+	// the index does not know; PERMISSION_DENIED for an identity whose grant does not
+	// list the task's function.
+	GetTask(ctx context.Context, in *GetTaskRequest, opts ...grpc.CallOption) (*TaskStatus, error)
+}
+
+type tasksClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewTasksClient(cc grpc.ClientConnInterface) TasksClient {
+	return &tasksClient{cc}
+}
+
+func (c *tasksClient) Submit(ctx context.Context, in *SubmitRequest, opts ...grpc.CallOption) (*SubmitResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SubmitResponse)
+	err := c.cc.Invoke(ctx, Tasks_Submit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tasksClient) GetTask(ctx context.Context, in *GetTaskRequest, opts ...grpc.CallOption) (*TaskStatus, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TaskStatus)
+	err := c.cc.Invoke(ctx, Tasks_GetTask_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// TasksServer is the server API for Tasks service.
+// All implementations must embed UnimplementedTasksServer
+// for forward compatibility.
+//
+// Tasks is served on the gRPC listener of every node that runs the scheduler role and
+// reads Kafka (the tailer or delay role beside it, as `kasync dev` and a plain
+// `kasync run` do). It submits single tasks and answers their status. A separate
+// service from Scheduler so that clients (kasync submit, kasync task, applications)
+// need nothing of the streaming protocol; it shares the listener, its TLS and its
+// authentication.
+type TasksServer interface {
+	// Submit runs function once with payload, now or later, at least once, with the
+	// function's retry policy. It returns once the broker has acknowledged the task's
+	// record (acks=all): then the task is durable and its id final.
+	//
+	// Now (no delay, or a due time within the delay ladder's tolerance, or a run_at in
+	// the past): the record goes to the function's ingest topic, kasync.fn.<function>,
+	// which every node reads with a tailer. Later: it goes straight onto the delay rung
+	// the ladder picks, and runs when due as attempt 1.
+	//
+	// Errors (gRPC status): INVALID_ARGUMENT, naming the field, for an empty or unknown
+	// function, a payload (key + value + headers) over node.max_workload_bytes, both
+	// delay and run_at (a oneof, so only a client that builds raw messages can), a
+	// negative delay, a due time beyond the ladder's limit (7 days; the message says it)
+	// or a header named kasync-*; FAILED_PRECONDITION for a function configured without
+	// submit: true; PERMISSION_DENIED for an identity whose grant does not list the
+	// function; UNAVAILABLE when the broker did not acknowledge (nothing may have been
+	// written; submitting again may run the task twice). Nothing is produced on an error
+	// other than UNAVAILABLE.
+	Submit(context.Context, *SubmitRequest) (*SubmitResponse, error)
+	// GetTask returns the latest known state of a task: a submitted task, or a stream
+	// event of a tailer with task_status: true (its id is <topic>/<partition>/<offset>).
+	// The node answers from its own index of the kasync.tasks topic, which follows the
+	// topic within moments: a task submitted an instant ago may be NOT_FOUND still.
+	//
+	// Errors: INVALID_ARGUMENT for an empty or malformed task_id; NOT_FOUND for a task
+	// the index does not know; PERMISSION_DENIED for an identity whose grant does not
+	// list the task's function.
+	GetTask(context.Context, *GetTaskRequest) (*TaskStatus, error)
+	mustEmbedUnimplementedTasksServer()
+}
+
+// UnimplementedTasksServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedTasksServer struct{}
+
+func (UnimplementedTasksServer) Submit(context.Context, *SubmitRequest) (*SubmitResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Submit not implemented")
+}
+func (UnimplementedTasksServer) GetTask(context.Context, *GetTaskRequest) (*TaskStatus, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetTask not implemented")
+}
+func (UnimplementedTasksServer) mustEmbedUnimplementedTasksServer() {}
+func (UnimplementedTasksServer) testEmbeddedByValue()               {}
+
+// UnsafeTasksServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to TasksServer will
+// result in compilation errors.
+type UnsafeTasksServer interface {
+	mustEmbedUnimplementedTasksServer()
+}
+
+func RegisterTasksServer(s grpc.ServiceRegistrar, srv TasksServer) {
+	// If the following call panics, it indicates UnimplementedTasksServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Tasks_ServiceDesc, srv)
+}
+
+func _Tasks_Submit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SubmitRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TasksServer).Submit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Tasks_Submit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TasksServer).Submit(ctx, req.(*SubmitRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Tasks_GetTask_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetTaskRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TasksServer).GetTask(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Tasks_GetTask_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TasksServer).GetTask(ctx, req.(*GetTaskRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Tasks_ServiceDesc is the grpc.ServiceDesc for Tasks service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Tasks_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "kasync.v1.Tasks",
+	HandlerType: (*TasksServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Submit",
+			Handler:    _Tasks_Submit_Handler,
+		},
+		{
+			MethodName: "GetTask",
+			Handler:    _Tasks_GetTask_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
 	Metadata: "kasync/v1/kasync.proto",
 }

@@ -9,7 +9,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 
 	kruntime "github.com/kasync/kasync/runtime"
 )
@@ -122,43 +125,73 @@ type duplicates struct {
 	total    int64   // executions beyond those the plan needs
 	perChurn []int64 // charged to the SIGKILL or SIGTERM of that churn event
 	handover int64   // charged to no stop: a partition that moved between live nodes
+	// handovers describe the first hand-over duplicates, for the failure message.
+	handovers []string
 }
 
-// attribute charges each duplicate execution to the stop that caused it. The runs of
-// one attempt of one event, in time order: the first is planned (unless the attempt is
-// beyond the plan), and each later one re-runs work whose result the incarnation that
-// ran the one before lost. So a duplicate is charged to the stop of that incarnation,
-// when it was stopped before the duplicate ran: a SIGKILL, or a SIGTERM, which should
-// cost nothing. When that incarnation was still running, the partition moved away from
-// a live node (a rebalance), which should cost nothing either: it counts as a hand-over.
-// A duplicate that follows from a duplicate of the attempt before (a re-run attempt
-// failed again and so made a second rung record) is charged where that one is.
+// Causes of a run, besides the index of the churn event it is charged to.
+const (
+	planned  = -2 // not a duplicate
+	handOver = -1 // charged to no stop
+)
+
+// attribute charges each duplicate execution to the stop that caused it. Of the runs of
+// one attempt of one event, in time order, the first is planned (unless the attempt is
+// beyond the plan). A later one has one of two causes. A duplicate of the attempt
+// before that ran earlier (and so made one more rung record) explains one such run,
+// which is charged where that one is. Otherwise the run re-ran work whose result the
+// incarnation that ran the run before lost: it is charged to that incarnation's stop
+// when that came before the duplicate ran — a SIGKILL, or a SIGTERM, which should cost
+// nothing — and else to a hand-over between live nodes (a rebalance), which should cost
+// nothing either.
 func attribute(execs []execution, incs []incarnation, churns int) duplicates {
 	d := duplicates{perChurn: make([]int64, churns)}
-	var byAttempt [maxAttempts][]execution
+	var runs [maxAttempts][]execution
+	var cause [maxAttempts][]int
 	for i := 0; i < len(execs); {
 		j := i
 		for j < len(execs) && execs[j].id == execs[i].id {
 			j++
 		}
-		for a := range byAttempt {
-			byAttempt[a] = byAttempt[a][:0]
+		for a := range runs {
+			runs[a], cause[a] = runs[a][:0], cause[a][:0]
 		}
 		for _, e := range execs[i:j] {
-			byAttempt[e.attempt-1] = append(byAttempt[e.attempt-1], e)
+			runs[e.attempt-1] = append(runs[e.attempt-1], e)
 		}
 		plan := fateOf(int(execs[i].id)).attempts()
 		for a := 1; a <= maxAttempts; a++ {
-			for k := range byAttempt[a-1] {
-				if k == 0 && a <= plan {
-					continue
+			chain := 0 // the next run of attempt a-1 that may explain one of attempt a
+			for k, r := range runs[a-1] {
+				c := planned
+				if k > 0 || a > plan {
+					c = handOver
+					explained := false
+					for a > 1 && chain < len(runs[a-2]) {
+						if cause[a-2][chain] == planned {
+							chain++
+							continue
+						}
+						if runs[a-2][chain].at < r.at {
+							c, explained = cause[a-2][chain], true
+							chain++
+						}
+						break
+					}
+					if !explained {
+						c = blame(runs[:], incs, a, k)
+					}
+					d.total++
+					if c >= 0 {
+						d.perChurn[c]++
+					} else {
+						d.handover++
+						if len(d.handovers) < 20 {
+							d.handovers = append(d.handovers, describeRuns(runs[:], incs, a, k))
+						}
+					}
 				}
-				d.total++
-				if churn, ok := blame(byAttempt[:], incs, a, k); ok {
-					d.perChurn[churn]++
-				} else {
-					d.handover++
-				}
+				cause[a-1] = append(cause[a-1], c)
 			}
 		}
 		i = j
@@ -166,12 +199,9 @@ func attribute(execs []execution, incs []incarnation, churns int) duplicates {
 	return d
 }
 
-// blame returns the churn event that the k-th run (from 0) of attempt a is charged to,
-// or false for a hand-over between live nodes.
-func blame(runs [][]execution, incs []incarnation, a, k int) (int, bool) {
-	for a > 1 && k >= 1 && k < len(runs[a-2]) {
-		a-- // the k-th run of attempt a-1 made this one
-	}
+// blame returns the cause of the k-th run (from 0) of attempt a when it re-ran work
+// whose result the incarnation of the run before lost.
+func blame(runs [][]execution, incs []incarnation, a, k int) int {
 	var prev execution
 	switch {
 	case k >= 1:
@@ -179,13 +209,28 @@ func blame(runs [][]execution, incs []incarnation, a, k int) (int, bool) {
 	case a > 1 && len(runs[a-2]) > 0:
 		prev = runs[a-2][len(runs[a-2])-1] // an attempt beyond the plan: the one before lost its outcome
 	default:
-		return 0, false
+		return handOver
 	}
 	inc := incs[prev.inc]
 	if inc.how != running && inc.stopped <= runs[a-1][k].at {
-		return inc.churn, true
+		return inc.churn
 	}
-	return 0, false
+	return handOver
+}
+
+// describeRuns tells the runs of an event up to the k-th run of attempt a.
+func describeRuns(runs [][]execution, incs []incarnation, a, k int) string {
+	var b strings.Builder
+	e := runs[a-1][k]
+	fmt.Fprintf(&b, "event %d (source %d/%d), run %d of attempt %d; its runs:", e.id, e.part, e.offset, k+1, a)
+	for _, rs := range runs {
+		for _, r := range rs {
+			inc := incs[r.inc]
+			fmt.Fprintf(&b, " [attempt %d at %s by node %d incarnation %d (started %s, %s at %s)]", r.attempt,
+				r.at.Round(time.Millisecond), inc.node, r.inc, inc.started.Round(time.Millisecond), inc.how, inc.stopped.Round(time.Millisecond))
+		}
+	}
+	return b.String()
 }
 
 // startedBelow returns, by source partition and offset o, the time by which attempt 1
@@ -215,4 +260,47 @@ func startedBelow(execs []execution, end map[int32]int64) map[int32][]time.Durat
 		}
 	}
 	return first
+}
+
+// TestAttribute checks the charging of duplicates on histories seen in churn runs.
+func TestAttribute(t *testing.T) {
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	incs := []incarnation{
+		{node: 0, how: killed, stopped: ms(100), churn: 0},
+		{node: 0, started: ms(120), how: terminated, stopped: ms(500), churn: 1},
+		{node: 1},
+	}
+	const ok, once = 1, 50 // fateOf: succeeds, fails once
+	cases := []struct {
+		name            string
+		execs           []execution
+		perChurn        []int64
+		handover, total int64
+	}{
+		{name: "no duplicate", execs: []execution{{id: ok, attempt: 1, at: ms(10), inc: 2}}, perChurn: []int64{0, 0}},
+		{name: "re-run after a kill", perChurn: []int64{1, 0}, total: 1, execs: []execution{
+			{id: ok, attempt: 1, at: ms(90), inc: 0}, {id: ok, attempt: 1, at: ms(200), inc: 2}}},
+		{name: "re-run after a term", perChurn: []int64{0, 1}, total: 1, execs: []execution{
+			{id: ok, attempt: 1, at: ms(400), inc: 1}, {id: ok, attempt: 1, at: ms(600), inc: 2}}},
+		{name: "re-run from a live node", perChurn: []int64{0, 0}, handover: 1, total: 1, execs: []execution{
+			{id: ok, attempt: 1, at: ms(10), inc: 2}, {id: ok, attempt: 1, at: ms(200), inc: 1}}},
+		// The kill lost both the source's and the rung's checkpoint: attempt 1 ran
+		// again (a second rung record) and so did the first rung record.
+		{name: "a kill re-runs a source record and a rung record", perChurn: []int64{3, 0}, total: 3, execs: []execution{
+			{id: once, attempt: 1, at: ms(90), inc: 0}, {id: once, attempt: 2, at: ms(95), inc: 0},
+			{id: once, attempt: 2, at: ms(300), inc: 1}, {id: once, attempt: 1, at: ms(310), inc: 1},
+			{id: once, attempt: 2, at: ms(320), inc: 1}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			execs := slices.Clone(tc.execs)
+			slices.SortFunc(execs, func(a, b execution) int {
+				return cmp.Or(cmp.Compare(a.id, b.id), cmp.Compare(a.attempt, b.attempt), cmp.Compare(a.at, b.at))
+			})
+			d := attribute(execs, incs, 2)
+			require.Equal(t, tc.perChurn, d.perChurn)
+			require.Equal(t, tc.handover, d.handover, d.handovers)
+			require.Equal(t, tc.total, d.total)
+		})
+	}
 }

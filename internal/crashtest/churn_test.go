@@ -318,7 +318,8 @@ func TestChurn(t *testing.T) {
 			require.Zero(t, dups.perChurn[c], "duplicates after stop %d (SIGTERM, a clean hand-over)", c+1)
 		}
 	}
-	require.Zero(t, dups.handover, "duplicates when partitions moved between live nodes (graceful revocations)")
+	require.Zero(t, dups.handover, "duplicates when partitions moved between live nodes (graceful revocations):\n%s",
+		strings.Join(dups.handovers, "\n"))
 }
 
 // readyClient asks /readyz; it keeps no connections, which would outlive the nodes.

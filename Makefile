@@ -11,7 +11,7 @@ GOBIN         := $(shell $(GO) env GOPATH)/bin
 GOLANGCI_VERSION := v2.15.0
 GOLANGCI_LINT := $(or $(shell command -v golangci-lint 2>/dev/null),$(GOBIN)/golangci-lint)
 
-.PHONY: help test test/race test/faults-long lint bench bench-harness bench-peers fuzz proto proto/check dev build tools
+.PHONY: help test test/race test/faults-long test/churn-long lint bench bench-harness bench-peers fuzz proto proto/check dev build tools
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "; printf "usage: make <target>\n\n"} \
@@ -31,6 +31,9 @@ test/race: ## run every test once with the race detector (the CI test command)
 
 test/faults-long: ## the broker fault tests at their long size (KASYNC_LONG_FAULTS=1), printing their figures
 	KASYNC_LONG_FAULTS=1 $(GO) test -race -count=1 -timeout 30m -v -run '^TestBrokerFaults' ./tailer/
+
+test/churn-long: ## the churn test at its long size (KASYNC_LONG_CHURN=1: 100,000 events, 20 stops), printing its figures
+	KASYNC_LONG_CHURN=1 $(GO) test -race -count=1 -timeout 30m -v -run '^TestChurn$$' ./internal/crashtest/
 
 lint: ## gofmt check (generated *.pb.go excluded), go vet, golangci-lint
 	@unformatted="$$(find . -name '*.go' -not -name '*.pb.go' -not -path './.git/*' -not -path './bin/*' -print0 \

@@ -5,8 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
-	"net"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -83,17 +82,7 @@ func TestBacklogMemoryIsFlat(t *testing.T) {
 	}
 	bin := kasyncBinary(t)
 	logs := t.TempDir()
-	addr := testutil.FreeAddr(t)
-	b := startProc(t, bin, "kasync broker", newLogFile(t, logs, "broker.log"), "broker", "--listen", addr, "--data-dir", "")
-	waitFor(t, b, 30*time.Second, "broker accepting connections", func() bool {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			return false
-		}
-		_ = c.Close()
-		return true
-	})
-	brokers := []string{addr}
+	_, brokers := startBroker(t, bin, logs, "", "", 0)
 
 	small := runBacklog(t, bin, logs, brokers, 20_000)
 	large := runBacklog(t, bin, logs, brokers, 100_000)
@@ -142,17 +131,8 @@ func runBacklog(t *testing.T, bin, logs string, brokers []string, n int) backlog
 		done.Add(1)
 		return nil
 	})
-	w, err := kruntime.NewWorker(kruntime.WorkerConfig{Addrs: []string{grpcAddr}, Registry: reg, Capacity: memWorkerCapacity,
-		ReconnectBackoff: 20 * time.Millisecond, MaxReconnectBackoff: 200 * time.Millisecond,
-		Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, err)
-	wctx, stopWorker := context.WithCancel(context.Background())
-	werr := make(chan error, 1)
-	go func() { werr <- w.Run(wctx) }()
-	defer func() {
-		stopWorker()
-		require.NoError(t, <-werr)
-	}()
+	w := startWorker(t, []string{grpcAddr}, reg, memWorkerCapacity, io.Discard)
+	defer func() { require.NoError(t, w.stop()) }()
 
 	began := time.Now()
 	node := startProc(t, bin, "kasync run ("+topic+")", newLogFile(t, logs, topic+".log"), "run", "--config", path)

@@ -109,11 +109,10 @@ func TestProduceToMissingTopic(t *testing.T) {
 	require.Contains(t, errOut, "does not exist")
 }
 
-// TestDevEndToEnd: `kasync dev` with a config on free ports prints its banner; records
-// produced with `kasync produce` as the banner says run the demo function; cancelling
-// (as Ctrl-C does) drains and exits 0.
-func TestDevEndToEnd(t *testing.T) {
-	t.Parallel()
+// devOnFreePorts runs `kasync dev` with the demo config on free ports until cancel; done
+// receives its exit status once.
+func devOnFreePorts(t *testing.T) (out, errOut *testutil.Buffer, done <-chan int, cancel context.CancelFunc) {
+	t.Helper()
 	yaml := strings.NewReplacer(
 		`brokers: ["127.0.0.1:9092"]`, `brokers: ["`+testutil.FreeAddr(t)+`"]`,
 		"grpc_listen: 127.0.0.1:7070", "grpc_listen: 127.0.0.1:0",
@@ -121,21 +120,29 @@ func TestDevEndToEnd(t *testing.T) {
 		"data_dir: ${TMPDIR:-/tmp}/kasync-dev-data", "data_dir: "+t.TempDir(),
 	).Replace(config.DemoYAML)
 	cfg := writeFile(t, "dev.yaml", yaml)
-
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var out, errOut testutil.Buffer
-	done := make(chan int, 1)
+	out, errOut = &testutil.Buffer{}, &testutil.Buffer{}
+	exit := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"dev", "--config", cfg}, env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut})
+		exit <- run(ctx, []string{"dev", "--config", cfg}, env{stdin: strings.NewReader(""), stdout: out, stderr: errOut})
 	}()
+	return out, errOut, exit, cancel
+}
+
+// TestDevEndToEnd: `kasync dev` with a config on free ports prints its banner; records
+// produced with `kasync produce` as the banner says run the demo function; cancelling
+// (as Ctrl-C does) drains and exits 0.
+func TestDevEndToEnd(t *testing.T) {
+	t.Parallel()
+	out, errOut, done, cancel := devOnFreePorts(t)
+	defer cancel()
 
 	produceLine := regexp.MustCompile(`produce --brokers (\S+) --topic (\S+)`)
 	var m []string
 	require.Eventually(t, func() bool {
 		m = produceLine.FindStringSubmatch(out.String())
 		return m != nil
-	}, 30*time.Second, 10*time.Millisecond, "the banner says how to produce; stderr: %s", &errOut)
+	}, 30*time.Second, 10*time.Millisecond, "the banner says how to produce; stderr: %s", errOut)
 	require.Contains(t, out.String(), "development broker")
 
 	code, _, perr := kasync(context.Background(), "hello\nworld\n", "produce", "--brokers", m[1], "--topic", m[2])

@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kasync/kasync/internal/config"
-	"github.com/kasync/kasync/internal/testutil"
 )
 
 // TestSubmitAndTaskRoundTrip: against `kasync dev` (whose demo function echo accepts
@@ -20,20 +19,7 @@ import (
 // fields. Bad usage and bad input exit 2 with the flag or field named.
 func TestSubmitAndTaskRoundTrip(t *testing.T) {
 	t.Parallel()
-	yaml := strings.NewReplacer(
-		`brokers: ["127.0.0.1:9092"]`, `brokers: ["`+testutil.FreeAddr(t)+`"]`,
-		"grpc_listen: 127.0.0.1:7070", "grpc_listen: 127.0.0.1:0",
-		"http_listen: 127.0.0.1:8080", "http_listen: 127.0.0.1:0",
-		"data_dir: ${TMPDIR:-/tmp}/kasync-dev-data", "data_dir: "+t.TempDir(),
-	).Replace(config.DemoYAML)
-	cfg := writeFile(t, "dev.yaml", yaml)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var out, errOut testutil.Buffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"dev", "--config", cfg}, env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut})
-	}()
+	out, errOut, done, cancel := devOnFreePorts(t)
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -48,7 +34,7 @@ func TestSubmitAndTaskRoundTrip(t *testing.T) {
 	require.Eventually(t, func() bool {
 		m = schedLine.FindStringSubmatch(out.String())
 		return m != nil
-	}, 30*time.Second, 10*time.Millisecond, "the banner names the scheduler; stderr: %s", &errOut)
+	}, 30*time.Second, 10*time.Millisecond, "the banner names the scheduler; stderr: %s", errOut)
 	addr := m[1]
 
 	code, id, serr := kasync(context.Background(), "hello from stdin", "submit", "--function", "echo", "--key", "k",

@@ -372,6 +372,8 @@ func TestStatsCountKinds(t *testing.T) {
 	}
 	fs, ok := s.Stats().Function("f")
 	require.True(t, ok)
+	require.EqualValues(t, 6, fs.Durations.Total(), "every attempt's duration, in whichever bucket it took")
+	fs.Durations = scheduler.DurationHistogram{}
 	require.Equal(t, scheduler.FunctionStats{Name: "f", Tenant: "default", Concurrency: 2, Limit: 2, Succeeded: 3, Retriable: 2, Fatal: 1}, fs)
 }
 

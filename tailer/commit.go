@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -32,7 +33,7 @@ func (t *Tailer) commitLoop(ctx context.Context) {
 		err := t.commit(wctx)
 		cancel()
 		if err != nil && ctx.Err() == nil {
-			t.log.Warn("checkpoint commit failed; will retry", "err", err)
+			t.errLog.Log(t.log, slog.LevelWarn, "commit", "checkpoint commit failed; will retry", "err", err)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package tailer
 import (
 	"container/heap"
 	"context"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -130,10 +131,9 @@ func (t *Tailer) releaseHeld(p *partition, run []*entry) []*entry {
 		if step.Action != ActionRun && step.Action != ActionProduce {
 			until := step.Until
 			if step.Action != ActionWait || until.IsZero() {
-				if t.errLog.allow("reader step", now) { // a Reader's bug; keep the record
-					t.log.Error("reader returned an unusable step for a record; holding it and retrying in 1s",
-						"partition", rec.Partition, "offset", rec.Offset, "action", step.Action)
-				}
+				// A Reader's bug; keep the record.
+				t.errLog.Log(t.log, slog.LevelError, "reader step", "reader returned an unusable step for a record; holding it and retrying in 1s",
+					"partition", rec.Partition, "offset", rec.Offset, "action", step.Action)
 				until = now.Add(time.Second)
 			}
 			t.holds.add(p, until)

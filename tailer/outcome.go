@@ -3,6 +3,7 @@ package tailer
 import (
 	"container/heap"
 	"context"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -103,10 +104,10 @@ func (t *Tailer) handle(e *entry, o scheduler.Outcome) {
 		t.outbox.add(e)
 		return
 	}
-	if step.Action != ActionRetry && t.errLog.allow("reader failed step", now) {
+	if step.Action != ActionRetry {
 		// A Reader's bug: keep the record (in place) rather than lose it.
-		t.log.Error("reader returned an unusable step for a failed attempt; retrying it in place",
-			"id", e.w.ID, "action", step.Action)
+		t.errLog.Log(t.log, slog.LevelError, "reader failed step", "reader returned an unusable step for a failed attempt; retrying it in place",
+			"function", e.w.Function, "workload", e.w.ID, "action", step.Action)
 	}
 	ordered := step.Action == ActionRetry && !step.Until.IsZero()
 	x.inPlace++
@@ -405,7 +406,7 @@ func (t *Tailer) outboxLoop(ctx context.Context) {
 			return // stopping: the records stay below the checkpoint
 		}
 		wait := bo.Next()
-		t.log.Error("producing to a delay rung or the dead letter failed; will retry (the checkpoint waits for it)",
+		t.errLog.Log(t.log, slog.LevelError, "produce", "producing to a delay rung or the dead letter failed; will retry (the checkpoint waits for it)",
 			"records", len(pending), "err", firstErr, "retry_in", wait)
 		if !backoff.Sleep(ctx, wait) {
 			return
@@ -413,7 +414,10 @@ func (t *Tailer) outboxLoop(ctx context.Context) {
 	}
 }
 
-// produced counts and logs a durable record.
+// produced counts and logs a durable record. A dead letter is a line at debug; at
+// warn, one line per function and reason every 30s sums them up (the metric
+// kasync_dead_letter_total counts each), so a hostile or failing stream cannot flood
+// the log.
 func (t *Tailer) produced(e *entry) {
 	switch e.x.to {
 	case ToRung:
@@ -422,7 +426,10 @@ func (t *Tailer) produced(e *entry) {
 		t.stats.hopped.Add(1)
 	case ToDeadLetter:
 		t.stats.deadLettered.Add(1)
-		t.log.Warn("record dead-lettered", "id", e.w.ID, "partition", e.part.key.Partition, "offset", e.offset,
-			"reason", e.x.reason, "attempt", e.w.Attempt, "err", e.x.last.Err)
+		fn := e.function(t.cfg.Function)
+		args := []any{"function", fn, "reason", e.x.reason, "workload", e.w.ID, "partition", e.part.key.Partition,
+			"offset", e.offset, "attempt", e.w.Attempt, "err", e.x.last.Err}
+		t.log.Debug("record dead-lettered", args...)
+		t.errLog.Log(t.log, slog.LevelWarn, "dead letter "+fn+" "+e.x.reason, "records dead-lettered", args...)
 	}
 }

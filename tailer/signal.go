@@ -1,9 +1,6 @@
 package tailer
 
-import (
-	"sync"
-	"time"
-)
+import "sync"
 
 // signal wakes every goroutine waiting on it. A waiter takes C before it checks its
 // condition, so a Broadcast between the check and the wait is not missed.
@@ -36,29 +33,4 @@ func notify(ch chan struct{}) {
 	case ch <- struct{}{}:
 	default:
 	}
-}
-
-// rateLimitedLog lets each distinct message through at most once per interval, so a
-// persistent error is logged, not repeated on every poll or record.
-type rateLimitedLog struct {
-	mu   sync.Mutex
-	last map[string]time.Time
-}
-
-const logRepeatInterval = 30 * time.Second
-
-func (r *rateLimitedLog) allow(msg string, now time.Time) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.last == nil {
-		r.last = make(map[string]time.Time)
-	}
-	if at, ok := r.last[msg]; ok && now.Sub(at) < logRepeatInterval {
-		return false
-	}
-	if len(r.last) > 1000 { // bounded: forget everything rather than grow
-		clear(r.last)
-	}
-	r.last[msg] = now
-	return true
 }

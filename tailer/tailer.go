@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kasync/kasync/checkpoint"
+	"github.com/kasync/kasync/internal/logrepeat"
 	"github.com/kasync/kasync/scheduler"
 )
 
@@ -45,8 +46,10 @@ type Tailer struct {
 	sinceCommit atomic.Int64
 	commitNow   chan struct{}
 
-	stats  statCounters
-	errLog rateLimitedLog
+	stats statCounters
+	// errLog keeps lines that can repeat per poll, record or attempt (fetch errors,
+	// dead letters, failing produces) to one per key every 30s, with a count.
+	errLog logrepeat.Limiter
 
 	// offsetsLost is set when the OffsetsLostFail policy stops the tailer; stopPoll
 	// then ends the poll loop.
@@ -195,6 +198,7 @@ func (t *Tailer) Run(ctx context.Context) error {
 	cl.Close()
 	stopBG()
 	wg.Wait()
+	t.errLog.Flush()
 	st := t.Stats()
 	t.log.Info("tailer stopped", "read", st.Read, "succeeded", st.Succeeded, "delayed", st.Delayed,
 		"hopped", st.Hopped, "dead_lettered", st.DeadLettered, "retried_in_place", st.RetriedInPlace, "fenced", st.Fenced)
@@ -317,8 +321,8 @@ func (t *Tailer) pollLoop(ctx context.Context) error {
 			return nil
 		}
 		fetches.EachError(func(_ string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) && t.errLog.allow(err.Error(), time.Now()) {
-				t.log.Warn("fetch error (repeats of it are not logged for 30s)", "partition", p, "err", err)
+			if !errors.Is(err, context.Canceled) {
+				t.errLog.Log(t.log, slog.LevelWarn, "fetch "+err.Error(), "fetch error", "partition", p, "err", err)
 			}
 		})
 		batch = batch[:0]
@@ -368,7 +372,8 @@ func (t *Tailer) accept(fp kgo.FetchTopicPartition, batch []scheduler.Pushed) []
 		}
 		if err := p.win.AddAt(rec.Offset, rec.Timestamp.UnixMilli()); err != nil {
 			// Below the watermark: already done (the broker reset the fetch position).
-			t.log.Warn("record below the partition's watermark ignored", "partition", rec.Partition, "err", err)
+			t.errLog.Log(t.log, slog.LevelWarn, "below watermark", "record below the partition's watermark ignored",
+				"partition", rec.Partition, "offset", rec.Offset, "err", err)
 			continue
 		}
 		added++
@@ -413,10 +418,8 @@ func (t *Tailer) stepLocked(p *partition, rec *kgo.Record, step Step, run []*ent
 		until := step.Until
 		if step.Action != ActionWait || until.IsZero() {
 			// A Reader's bug; hold the record rather than lose or misroute it.
-			if t.errLog.allow("reader step", time.Now()) {
-				t.log.Error("reader returned an unusable step for a record; holding it and retrying in 1s",
-					"partition", rec.Partition, "offset", rec.Offset, "action", step.Action)
-			}
+			t.errLog.Log(t.log, slog.LevelError, "reader step", "reader returned an unusable step for a record; holding it and retrying in 1s",
+				"partition", rec.Partition, "offset", rec.Offset, "action", step.Action)
 			until = time.Now().Add(time.Second)
 		}
 		p.held = append(p.held, rec)
@@ -488,7 +491,8 @@ func (t *Tailer) assigned(_ context.Context, cl *kgo.Client, m map[string][]int3
 	t.mu.Unlock()
 	// A pause left from an earlier ownership must not outlive it.
 	cl.ResumeFetchPartitions(map[string][]int32{t.cfg.Topic: ps})
-	t.log.Info("partitions assigned", "partitions", ps)
+	// The info line is adjustOffsets', once the start offsets are decided.
+	t.log.Debug("partitions assigned; deciding their start offsets", "partitions", ps)
 }
 
 // adjustOffsets starts each new partition from the greater of its local checkpoint and
@@ -535,10 +539,12 @@ func (t *Tailer) adjustOffsets(ctx context.Context, offsets map[string]map[int32
 	}
 	t.checkLogStarts(ctx, starts, offsets[t.cfg.Topic])
 	if len(fresh) > 0 || len(resumed) > 0 {
+		ps := append(slices.Collect(mapKeys(starts)), fresh...)
+		slices.Sort(ps)
 		slices.Sort(fresh)
 		slices.Sort(resumed)
-		t.log.Info("partitions resume", "from_checkpoint", resumed,
-			"from_"+string(t.cfg.Start)+"_no_checkpoint_yet", fresh)
+		t.log.Info("partitions assigned", "function", t.cfg.Function, "partitions", ps, "from_checkpoint", resumed,
+			"no_checkpoint", fresh, "start", t.cfg.Start)
 	}
 	return offsets, nil
 }
@@ -602,7 +608,7 @@ func (t *Tailer) release(ps []int32, graceful bool) {
 	if err := t.writeCheckpoints(ctx, states, graceful); err != nil {
 		t.log.Error("final checkpoint of released partitions failed; their next owner may re-run completed work", "err", err)
 	}
-	t.log.Info("partitions released", "partitions", ps, "graceful", graceful, "abandoned_in_flight", abandoned)
+	t.log.Info("partitions released", "function", t.cfg.Function, "partitions", ps, "graceful", graceful, "abandoned_in_flight", abandoned)
 }
 
 // waitIdle waits until none of parts has work in flight other than parked records

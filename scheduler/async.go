@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -40,7 +41,7 @@ func (f *function) startAsync(ctx context.Context, at *asyncAttempt) {
 	f.s.workers.Add(1)
 	defer func() {
 		if v := recover(); v != nil {
-			f.s.logger.Error("scheduler: executor panicked; the attempt counts as retriable",
+			f.s.repeats.Log(f.s.logger, slog.LevelError, "panic "+f.cfg.Name, "scheduler: executor panicked; the attempt counts as retriable",
 				"function", f.cfg.Name, "workload", at.e.w.ID, "panic", v, "stack", string(debug.Stack()))
 			at.end(Retriable(ReasonPanic, fmt.Sprintf("executor panicked: %v", v)))
 		}

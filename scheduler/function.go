@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -333,7 +334,7 @@ func rateBurst(r float64) int {
 func (f *function) attempt(ctx context.Context, w *Workload, in InlineExecutor) (o Outcome) {
 	defer func() {
 		if v := recover(); v != nil {
-			f.s.logger.Error("scheduler: executor panicked; the attempt counts as retriable",
+			f.s.repeats.Log(f.s.logger, slog.LevelError, "panic "+f.cfg.Name, "scheduler: executor panicked; the attempt counts as retriable",
 				"function", f.cfg.Name, "workload", w.ID, "panic", v, "stack", string(debug.Stack()))
 			o = Retriable(ReasonPanic, fmt.Sprintf("executor panicked: %v", v))
 		}
@@ -352,7 +353,7 @@ func (f *function) checkOutcome(w *Workload, o Outcome) Outcome {
 	case OutcomeSuccess, OutcomeRetriable, OutcomeFatal:
 		return o
 	}
-	f.s.logger.Error("scheduler: executor returned an outcome of invalid kind; the attempt counts as retriable",
+	f.s.repeats.Log(f.s.logger, slog.LevelError, "kind "+f.cfg.Name, "scheduler: executor returned an outcome of invalid kind; the attempt counts as retriable",
 		"function", f.cfg.Name, "workload", w.ID, "kind", o.Kind, "reason", o.Reason, "err", o.Err)
 	return Outcome{
 		Kind:       OutcomeRetriable,

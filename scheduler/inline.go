@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -181,7 +182,7 @@ func (in *inline) expire() {
 		}
 		in.armed.Store(false)
 		w := in.cur.e.w
-		f.s.logger.Warn("scheduler: attempt ran past its timeout; answering it as timed out, replacing its worker and leaving the function to finish on its own",
+		f.s.repeats.Log(f.s.logger, slog.LevelWarn, "timeout "+f.cfg.Name, "scheduler: attempt ran past its timeout; answering it as timed out, replacing its worker and leaving the function to finish on its own",
 			"function", f.cfg.Name, "workload", w.ID, "attempt", w.Attempt, "timeout", f.cfg.Timeout)
 		in.takeOver(Retriable(ReasonTimeout,
 			fmt.Sprintf("function %q ran past its timeout of %v", f.cfg.Name, f.cfg.Timeout)))

@@ -13,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
+
+	"github.com/kasync/kasync/internal/logrepeat"
 )
 
 // ErrClosed is returned by operations on a Scheduler after Close.
@@ -29,6 +31,7 @@ type Scheduler struct {
 	arb      *arbiter             // nil: no MaxConcurrency and no tenant quota
 	maxBytes int
 	logger   *slog.Logger
+	repeats  logrepeat.Limiter     // lines that can repeat per attempt: one per function and kind every 30s
 	reg      prometheus.Registerer // nil: no metrics
 	metrics  *collector
 
@@ -394,6 +397,7 @@ func (s *Scheduler) close() {
 	s.cancel() // ends waits for rate tokens and slots
 	s.workers.Wait()
 	s.answers.stop()
+	s.repeats.Flush()
 	if s.reg != nil {
 		s.reg.Unregister(s.metrics)
 	}

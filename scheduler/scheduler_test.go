@@ -252,8 +252,12 @@ func TestExecutorPanicIsRetriable(t *testing.T) {
 	}
 	require.Contains(t, logs.String(), "level=ERROR")
 	require.Contains(t, logs.String(), "goroutine ", "the stack is logged")
+	require.Equal(t, 1, strings.Count(logs.String(), "executor panicked"), "a function panicking on every attempt is logged once per 30s, not per attempt")
 	fs, _ := s.Stats().Function("f")
 	require.EqualValues(t, 3, fs.Retriable)
+	require.NoError(t, s.Close())
+	require.Equal(t, 2, strings.Count(logs.String(), "executor panicked"), "Close logs the count of those not logged")
+	require.Contains(t, logs.String(), "suppressed=1")
 }
 
 func TestInvalidOutcomeKindIsRetriable(t *testing.T) {

@@ -208,7 +208,7 @@ func (s *Server) authorizePush(ctx context.Context) error {
 		return status.Error(codes.Unauthenticated, "push: no authenticated identity; the auth interceptors are not installed (Auth.ServerOptions)")
 	}
 	if err := s.opts.Auth.policy.CheckPush(id.Name); err != nil {
-		s.log.Warn("push stream refused: not authorized", "identity", id.Name, "via", id.Via, "error", err)
+		s.log.Warn("push stream refused: not authorized", "identity", id.Name, "via", id.Via, "err", err)
 		return status.Error(codes.PermissionDenied, "push: "+err.Error())
 	}
 	return nil

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kasync/kasync/internal/backoff"
+	"github.com/kasync/kasync/internal/logrepeat"
 	kasyncv1 "github.com/kasync/kasync/proto/kasync/v1"
 	"github.com/kasync/kasync/scheduler"
 )
@@ -139,6 +140,8 @@ type clientStream struct {
 	resend  []uint64                      // tokens of pending to send on cur first
 	changed chan struct{}                 // closed when credit, cur or closed change
 	ready   []scheduler.Result            // results waiting for deliverLoop
+
+	repeats logrepeat.Limiter // lines that can repeat per message: one per kind every 30s
 }
 
 // connect opens a wire and waits for the scheduler's first credit.
@@ -317,7 +320,7 @@ func (st *clientStream) run(w *wire) {
 		if closed {
 			return
 		}
-		st.log.Warn("push stream broke; reconnecting", "error", err, "unanswered", st.unanswered())
+		st.log.Warn("push stream broke; reconnecting", "err", err, "unanswered", st.unanswered())
 		for {
 			wait := bo.Next()
 			if !backoff.Sleep(st.ctx, wait) {
@@ -339,7 +342,7 @@ func (st *clientStream) run(w *wire) {
 			case codes.InvalidArgument, codes.Unimplemented, codes.Unauthenticated, codes.PermissionDenied:
 				level = slog.LevelError // a misconfiguration; retrying will not fix it alone
 			}
-			st.log.Log(st.ctx, level, "push stream reconnect failed", "error", err, "waited", wait)
+			st.log.Log(st.ctx, level, "push stream reconnect failed", "err", err, "waited", wait)
 		}
 	}
 }
@@ -375,7 +378,7 @@ func (st *clientStream) read(w *wire) error {
 				r, err := OutcomeFromProto(po)
 				if err != nil {
 					// A scheduler bug; keep the workload pending so the next wire retries it.
-					st.log.Error("dropping malformed outcome; the workload stays pending", "error", err)
+					st.repeats.Log(st.log, slog.LevelError, "malformed outcome", "dropping malformed outcome; the workload stays pending", "err", err)
 					continue
 				}
 				rs = append(rs, r)
@@ -391,7 +394,7 @@ func (st *clientStream) read(w *wire) error {
 			st.mu.Unlock()
 			st.sendChunks(w, chunks)
 		default:
-			st.log.Warn("ignoring unknown push response message", "type", fmt.Sprintf("%T", m))
+			st.repeats.Log(st.log, slog.LevelWarn, "unknown message", "ignoring unknown push response message", "type", fmt.Sprintf("%T", m))
 		}
 	}
 }

@@ -214,7 +214,7 @@ func (p *WorkerPool) Execute(ctx context.Context, w *scheduler.Workload, timeout
 			return end.Outcome
 		}
 		p.log.Debug("re-dispatching an attempt whose worker was lost", "function", w.Function, "workload", w.ID,
-			"attempt", w.Attempt, "worker", wk.id, "redispatch", redispatched+1, "error", end.Err)
+			"attempt", w.Attempt, "worker", wk.id, "redispatch", redispatched+1, "err", end.Err)
 	}
 }
 

@@ -148,7 +148,7 @@ func (s *Server) Push(stream grpc.BidiStreamingServer[kasyncv1.PushRequest, kasy
 			return status.Error(codes.InvalidArgument, "push: after the hello only WorkloadBatch messages may be sent")
 		}
 		if err := ps.take(len(batch.GetWorkloads())); err != nil {
-			log.Warn("push stream over credit", "error", err)
+			log.Warn("push stream over credit", "err", err)
 			return err
 		}
 		s.enqueue(ps, batch.GetWorkloads(), log)
@@ -163,7 +163,9 @@ func (s *Server) enqueue(ps *pushStream, pws []*kasyncv1.Workload, log *slog.Log
 		token := pw.GetToken()
 		w, err := WorkloadFromProto(pw)
 		if err != nil {
-			log.Warn("invalid workload", "error", err)
+			// Per workload: it is answered fatal and dead-lettered with reason invalid,
+			// which the tailer sums up in its log and kasync_dead_letter_total counts.
+			log.Debug("invalid workload", "err", err)
 			ps.add(token, scheduler.Fatal(scheduler.ReasonInvalid, err.Error()))
 			continue
 		}

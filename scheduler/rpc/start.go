@@ -132,7 +132,7 @@ func (p *WorkerPool) fire(task *poolTask, end taskEnd) {
 		if st.redispatched < p.maxRedispatch && st.ctx.Err() == nil {
 			st.redispatched++
 			p.log.Debug("re-dispatching an attempt whose worker was lost", "function", st.w.Function, "workload", st.w.ID,
-				"attempt", st.w.Attempt, "worker", task.wk.id, "redispatch", st.redispatched, "error", end.Err)
+				"attempt", st.w.Attempt, "worker", task.wk.id, "redispatch", st.redispatched, "err", end.Err)
 			go p.dispatch(st) // it may wait for capacity; it ends within st.ctx
 			return
 		}

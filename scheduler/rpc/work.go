@@ -32,7 +32,7 @@ func (s *Server) Work(stream grpc.BidiStreamingServer[kasyncv1.WorkRequest, kasy
 	}
 	hello := first.GetHello()
 	if err := s.checkWorkerHello(stream.Context(), hello); err != nil {
-		s.log.Warn("worker refused", "worker", hello.GetWorkerId(), "error", err)
+		s.log.Warn("worker refused", "worker", hello.GetWorkerId(), "err", err)
 		return err
 	}
 	log := s.log.With("worker", hello.GetWorkerId())
@@ -64,7 +64,7 @@ func (s *Server) Work(stream grpc.BidiStreamingServer[kasyncv1.WorkRequest, kasy
 		log.Info("worker left")
 		return nil
 	}
-	log.Warn("worker stream ended", "error", err)
+	log.Warn("worker stream ended", "err", err)
 	return err
 }
 

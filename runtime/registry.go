@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kasync/kasync/internal/logrepeat"
 	"github.com/kasync/kasync/scheduler"
 )
 
@@ -23,6 +24,9 @@ type Registry struct {
 	mu     sync.Mutex                      // serialises writers of funcs
 	funcs  atomic.Pointer[map[string]Func] // copied on write
 	logger atomic.Pointer[slog.Logger]
+	// repeats keeps lines that can repeat per attempt (panics, timeouts) to one per
+	// function and kind every 30s, with a count of the others.
+	repeats logrepeat.Limiter
 }
 
 // NewRegistry returns an empty registry that logs to slog.Default().
@@ -190,8 +194,8 @@ func (r *Registry) run(ctx context.Context, f Func, a *attempt, t *Task, timeout
 	if ctx.Err() != nil {
 		return cancelled(ctx, t)
 	}
-	r.log().Warn("runtime: function ran past its timeout and ignores cancellation; its goroutine is left to finish",
-		"function", t.Function, "task", t.ID, "attempt", t.Attempt, "timeout", timeout)
+	r.repeats.Log(r.log(), slog.LevelWarn, "timeout "+t.Function, "runtime: function ran past its timeout and ignores cancellation; its goroutine is left to finish",
+		"function", t.Function, "workload", t.ID, "attempt", t.Attempt, "timeout", timeout)
 	return scheduler.Retriable(scheduler.ReasonTimeout,
 		fmt.Sprintf("function %q ran past its timeout of %v", t.Function, timeout))
 }
@@ -216,8 +220,8 @@ func (r *Registry) call(ctx context.Context, f Func, t *Task, o *scheduler.Outco
 	returned := false
 	defer func() {
 		if v := recover(); v != nil {
-			r.log().Error("runtime: function panicked; the attempt counts as retriable",
-				"function", t.Function, "task", t.ID, "attempt", t.Attempt, "panic", v, "stack", string(debug.Stack()))
+			r.repeats.Log(r.log(), slog.LevelError, "panic "+t.Function, "runtime: function panicked; the attempt counts as retriable",
+				"function", t.Function, "workload", t.ID, "attempt", t.Attempt, "panic", v, "stack", string(debug.Stack()))
 			*o = scheduler.Retriable(scheduler.ReasonPanic, fmt.Sprintf("panic: %v", v))
 		} else if !returned {
 			*o = scheduler.Retriable(scheduler.ReasonPanic, "the function exited its goroutine without returning (runtime.Goexit)")

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"strings"
 	"testing"
 	"time"
 
@@ -129,6 +130,10 @@ func TestExecuteRecoversPanic(t *testing.T) {
 	require.Contains(t, o.Err, "nil map")
 	require.Contains(t, logs.String(), "level=ERROR")
 	require.Contains(t, logs.String(), "registry_test.go", "the stack names the panicking function")
+	for range 3 {
+		r.Execute(context.Background(), workload("boom"), time.Second)
+	}
+	require.Equal(t, 1, strings.Count(logs.String(), "function panicked"), "a function panicking on every attempt is logged once per 30s, not per attempt")
 }
 
 func TestExecuteGoexitIsRetriable(t *testing.T) {

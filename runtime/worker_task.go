@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"sync/atomic"
 	"time"
@@ -127,8 +128,9 @@ func (wt *workerTask) timedOut() {
 	t := &wt.task
 	if wt.answer(scheduler.Retriable(scheduler.ReasonTimeout,
 		fmt.Sprintf("function %q ran past its timeout of %v", t.Function, wt.timeout))) {
-		wt.s.w.cfg.Registry.log().Warn("runtime: function ran past its timeout; its slot is freed and its goroutine left to finish",
-			"function", t.Function, "task", t.ID, "attempt", t.Attempt, "timeout", wt.timeout)
+		reg := wt.s.w.cfg.Registry
+		reg.repeats.Log(reg.log(), slog.LevelWarn, "timeout "+t.Function, "runtime: function ran past its timeout; its slot is freed and its goroutine left to finish",
+			"function", t.Function, "workload", t.ID, "attempt", t.Attempt, "timeout", wt.timeout)
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/kasync/kasync/internal/logrepeat"
 )
 
 // ErrClosed is returned by every PebbleStore operation after Close.
@@ -115,6 +117,9 @@ type PebbleStore struct {
 	flushes       atomic.Uint64
 	statesWritten atomic.Uint64
 	flushErr      atomic.Pointer[error] // the latest flush's error; nil after a success
+	// repeats keeps a failing disk to one flush error line every 30s, with a count:
+	// every tailer flushes every commit interval and logs its own failure too.
+	repeats logrepeat.Limiter
 
 	lastSync time.Time // when the last batch was synced; guarded by flushSem
 }
@@ -299,7 +304,7 @@ func (s *PebbleStore) flushLocked(target uint64) error {
 		})
 		if err != nil {
 			s.flushErr.Store(&err)
-			s.log.Error("checkpoint: flush failed; states stay saved and the next flush retries them", "states", len(batch), "err", err)
+			s.repeats.Log(s.log, slog.LevelError, "flush", "checkpoint: flush failed; states stay saved and the next flush retries them", "states", len(batch), "err", err)
 			return fmt.Errorf("checkpoint: flush %d states: %w", len(batch), err)
 		}
 		s.flushErr.Store(nil)
@@ -408,6 +413,7 @@ func (s *PebbleStore) Close() error {
 	s.mu.Unlock()
 
 	flushErr := s.flushLocked(target)
+	s.repeats.Flush()
 	if flushErr != nil {
 		s.mu.Lock()
 		lost := len(s.dirty)

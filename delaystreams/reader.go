@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kasync/kasync/internal/logrepeat"
 	"github.com/kasync/kasync/scheduler"
 	"github.com/kasync/kasync/tailer"
 )
@@ -128,6 +129,9 @@ type RungReader struct {
 	topic    string
 	log      *slog.Logger
 	lateness prometheus.Observer // the rung's kasync_delay_lateness_seconds; nil without metrics
+	// repeats keeps lines about forged or broken rung records, which can come one per
+	// record, to one of each kind every 30s with a count.
+	repeats logrepeat.Limiter
 }
 
 // NewRungReader returns the reader of the router's rung i. A nil log means
@@ -155,7 +159,7 @@ func (r *RungReader) Topic() string { return r.topic }
 func (r *RungReader) Next(rec *kgo.Record, now time.Time) tailer.Step {
 	m, fixed, err := ParseMeta(rec.Headers, now, r.router.MaxDelay())
 	if err != nil {
-		r.log.Warn("rung record with unusable kasync headers goes to the dead letter",
+		r.repeats.Log(r.log, slog.LevelWarn, "unusable headers", "rung record with unusable kasync headers goes to the dead letter",
 			"partition", rec.Partition, "offset", rec.Offset, "err", err)
 		f := InvalidHeadersFailure(rec, m, err)
 		return r.router.step(&f)
@@ -184,7 +188,7 @@ func (r *RungReader) Next(rec *kgo.Record, now time.Time) tailer.Step {
 		r.lateness.Observe(now.Sub(m.Due).Seconds()) // ≥ 0: not due was held just above
 	}
 	if len(fixed) > 0 {
-		r.log.Warn("rung record had kasync headers out of bounds; they were clamped",
+		r.repeats.Log(r.log, slog.LevelWarn, "clamped headers", "rung record had kasync headers out of bounds; they were clamped",
 			"partition", rec.Partition, "offset", rec.Offset, "origin", m.Origin.String(), "fixed", strings.Join(fixed, "; "))
 	}
 	w := scheduler.Workload{

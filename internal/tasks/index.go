@@ -13,6 +13,8 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kasync/kasync/internal/logrepeat"
 )
 
 // Index is a node's copy of the task status topic in Pebble: the merged state of every
@@ -22,6 +24,9 @@ import (
 type Index struct {
 	db  *pebble.DB
 	log *slog.Logger
+	// repeats keeps records that are not task statuses, which can come one per
+	// record, to one line every 30s with a count.
+	repeats logrepeat.Limiter
 }
 
 // Keys: statusPrefix + task id → Status JSON; offsetPrefix + partition (4 bytes, big
@@ -109,7 +114,7 @@ func (x *Index) apply(b *pebble.Batch, key []byte, r *kgo.Record) error {
 	}
 	var next Status
 	if err := json.Unmarshal(r.Value, &next); err != nil || next.ID != string(r.Key) || next.State.rank() < 0 {
-		x.log.Warn("task status record skipped: not a task status", "partition", r.Partition, "offset", r.Offset, "err", err)
+		x.repeats.Log(x.log, slog.LevelWarn, "not a status", "task status record skipped: not a task status", "partition", r.Partition, "offset", r.Offset, "err", err)
 		return nil
 	}
 	var cur *Status

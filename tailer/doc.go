@@ -88,4 +88,9 @@
 //     (TestBrokerFaultsProduceToRungsAndDeadLetter, TestBrokerFaultsFetch,
 //     TestBrokerFaultsOffsetCommit, TestBrokerFaultsDroppedConnections; make
 //     test/faults-long runs them at a larger size).
+//  12. Logs. At info, one line per assignment (partitions assigned, with where each
+//     resumes) and per release (partitions released), and one at start and stop;
+//     nothing per record. Dead letters and errors that can repeat per poll, record or
+//     attempt are logged at most once per kind every 30s with a count of the others
+//     (internal/logrepeat; internal/node TestLogsDoNotGrowWithRecords).
 package tailer

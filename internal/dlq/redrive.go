@@ -106,11 +106,15 @@ func (c *Conn) redriveBatch(ctx context.Context, batch []Item, ledger *Ledger, n
 	}
 	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
 	defer cancel()
-	n := 0
+	n, unmarked := 0, 0
+	var firstUnmarked string
+	var markErr error
 	for i, res := range c.cl.ProduceSync(mctx, marks...) {
 		if res.Err != nil {
-			c.log.Error("dlq: a redriven record could not be marked; a next run with the same filter redrives it again",
-				"record", c.topic+"/"+marked[i].String(), "ledger", c.Ledger(), "err", res.Err)
+			if unmarked == 0 {
+				firstUnmarked, markErr = c.topic+"/"+marked[i].String(), res.Err
+			}
+			unmarked++
 			if firstErr == nil {
 				firstErr = fmt.Errorf("dlq: mark %s/%s redriven in %s: %w", c.topic, marked[i], c.Ledger(), res.Err)
 			}
@@ -118,6 +122,10 @@ func (c *Conn) redriveBatch(ctx context.Context, batch []Item, ledger *Ledger, n
 		}
 		ledger.Add(marked[i], markOf[i])
 		n++
+	}
+	if unmarked > 0 { // one line per batch: a broker refusing every mark refuses them all
+		c.log.Error("dlq: redriven records could not be marked; a next run with the same filter redrives them again",
+			"records", unmarked, "first", firstUnmarked, "ledger", c.Ledger(), "err", markErr)
 	}
 	return n, firstErr
 }

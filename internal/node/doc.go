@@ -59,4 +59,11 @@
 //     kasync headers on a source record are not believed (attempt 1, its own function);
 //     a record over max_workload_bytes goes to the dead letter as too-large; the group
 //     commits the log end (TestHostileRecordsNeverStopAPartition).
+//  10. Logs (issue 6): at info a node logs one line per change of state (node, tailer,
+//     partitions assigned and released, storm guard, workers), never one per record or
+//     attempt; what can repeat per record (dead letters, panics, timeouts, produce
+//     errors) is one line per kind every 30s with a count (internal/logrepeat). The same
+//     run at 200 and 2,000 records, with retries through the ladder and dead letters,
+//     logs as many info lines give or take a few, each parsing as JSON (or text) with
+//     time, level and msg (TestLogsDoNotGrowWithRecords).
 package node

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/kasync/kasync/delaystreams"
+	"github.com/kasync/kasync/internal/logrepeat"
 	kasyncv1 "github.com/kasync/kasync/proto/kasync/v1"
 	"github.com/kasync/kasync/scheduler/rpc"
 )
@@ -45,6 +46,9 @@ type Config struct {
 type Service struct {
 	kasyncv1.UnimplementedTasksServer
 	cfg Config
+	// repeats keeps lines that can repeat per call (a broker that refuses every
+	// submit) to one per function every 30s with a count.
+	repeats logrepeat.Limiter
 }
 
 // NewService returns the Tasks service of cfg.
@@ -148,7 +152,7 @@ func (s *Service) Submit(ctx context.Context, req *kasyncv1.SubmitRequest) (*kas
 		}
 	}
 	if err := s.cfg.Client.ProduceSync(ctx, rec).FirstErr(); err != nil {
-		s.cfg.Logger.Warn("submitted task not acknowledged by the broker", "function", r.Function, "topic", rec.Topic, "err", err)
+		s.repeats.Log(s.cfg.Logger, slog.LevelWarn, "submit "+r.Function, "submitted task not acknowledged by the broker", "function", r.Function, "topic", rec.Topic, "err", err)
 		return nil, status.Errorf(codes.Unavailable, "submit: producing to %s: %v (the task may or may not have been written)", rec.Topic, err)
 	}
 	id := delaystreams.Origin{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}.String()

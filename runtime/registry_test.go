@@ -5,8 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"runtime"
-	"sync"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 

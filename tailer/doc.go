@@ -88,4 +88,12 @@
 //     (TestBrokerFaultsProduceToRungsAndDeadLetter, TestBrokerFaultsFetch,
 //     TestBrokerFaultsOffsetCommit, TestBrokerFaultsDroppedConnections; make
 //     test/faults-long runs them at a larger size).
+//  12. No commit from a member that lost the partition. Every group commit carries the
+//     member's id and generation, and the coordinator refuses one whose generation is
+//     gone (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS, ...): a zombie
+//     whose heartbeats no longer reach the group, whose commit lands after the new
+//     owner's, cannot take the checkpoint back. The tailer counts such a refusal
+//     (Stats.CommitsRefused), logs it once until a commit succeeds again, keeps going on
+//     Pebble, and never sends the partition in a later generation: franz-go releases it
+//     (fenced, invariant 4) before it rejoins (TestStaleCommitRefusedByBroker).
 package tailer

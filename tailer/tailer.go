@@ -47,6 +47,8 @@ type Tailer struct {
 
 	stats  statCounters
 	errLog rateLimitedLog
+	// refusalLogged: a commit refused as stale was logged, and none succeeded since.
+	refusalLogged atomic.Bool
 
 	// offsetsLost is set when the OffsetsLostFail policy stops the tailer; stopPoll
 	// then ends the poll loop.
@@ -220,11 +222,16 @@ type Stats struct {
 	// LostByRetention counts records that were removed from the log (retention,
 	// DeleteRecords) below a partition's resume offset before they ran.
 	LostByRetention int64
+	// CommitsRefused counts group commits the coordinator refused because this member's
+	// generation was no longer current (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID,
+	// REBALANCE_IN_PROGRESS, ...): the broker's fence against a member that lost its
+	// partitions. The checkpoint is in Pebble all the same.
+	CommitsRefused int64
 }
 
 type statCounters struct {
 	read, skipped, succeeded, delayed, hopped, deadLettered, inPlace, fenced, pauses, held, blocked atomic.Int64
-	lostByRetention                                                                                 atomic.Int64
+	lostByRetention, commitsRefused                                                                 atomic.Int64
 }
 
 // Name is the tailer's name (Config.Name).
@@ -296,7 +303,7 @@ func (t *Tailer) Stats() Stats {
 		Delayed: t.stats.delayed.Load(), Hopped: t.stats.hopped.Load(), DeadLettered: t.stats.deadLettered.Load(),
 		RetriedInPlace: t.stats.inPlace.Load(), Fenced: t.stats.fenced.Load(), Pauses: t.stats.pauses.Load(),
 		InFlight: t.inFlight.Load(), Held: t.stats.held.Load(), Blocked: t.stats.blocked.Load(),
-		LostByRetention: t.stats.lostByRetention.Load(),
+		LostByRetention: t.stats.lostByRetention.Load(), CommitsRefused: t.stats.commitsRefused.Load(),
 	}
 }
 
@@ -549,6 +556,7 @@ func (t *Tailer) adjustOffsets(ctx context.Context, offsets map[string]map[int32
 // what is done in Pebble only, since the group no longer accepts our commits.
 // From the moment a partition is fenced no result changes its checkpoint.
 func (t *Tailer) release(ps []int32, graceful bool) {
+	began := time.Now()
 	t.mu.Lock()
 	parts := make([]*partition, 0, len(ps))
 	for _, p := range ps {
@@ -600,9 +608,16 @@ func (t *Tailer) release(ps []int32, graceful bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), t.cfg.RevokeTimeout)
 	defer cancel()
 	if err := t.writeCheckpoints(ctx, states, graceful); err != nil {
+		if refusedAsStale(err) {
+			t.stats.commitsRefused.Add(1)
+		}
 		t.log.Error("final checkpoint of released partitions failed; their next owner may re-run completed work", "err", err)
 	}
-	t.log.Info("partitions released", "partitions", ps, "graceful", graceful, "abandoned_in_flight", abandoned)
+	// took shows what a slow hand-off waited on: work in flight (up to RevokeTimeout), a
+	// periodic write (up to RevokeTimeout), or the final commit, which franz-go holds
+	// while the group is joining or syncing, and a rebalance waits for its slowest member.
+	t.log.Info("partitions released", "partitions", ps, "graceful", graceful, "abandoned_in_flight", abandoned,
+		"took", time.Since(began).Round(time.Millisecond))
 }
 
 // waitIdle waits until none of parts has work in flight other than parked records

@@ -16,8 +16,9 @@ import (
 // commitLoop writes the checkpoints of changed partitions every CommitInterval, or
 // sooner once CommitCount records completed since the last write. Each write may take
 // at most RevokeTimeout: it holds commitMu, which a revocation needs, and franz-go
-// retries a group commit the coordinator refuses until its context ends. A write cut
-// short is done again at the next tick.
+// retries a group commit the coordinator refuses until its context ends. No write
+// starts while a release waits for commitMu, so a release waits for one write at most.
+// A write cut short is done again at the next tick.
 func (t *Tailer) commitLoop(ctx context.Context) {
 	ticker := time.NewTicker(t.cfg.CommitInterval)
 	defer ticker.Stop()
@@ -27,6 +28,9 @@ func (t *Tailer) commitLoop(ctx context.Context) {
 			return
 		case <-ticker.C:
 		case <-t.commitNow:
+		}
+		if t.releasing.Load() > 0 {
+			continue // a release commits what it gives up; the rest waits for the next tick
 		}
 		wctx, cancel := context.WithTimeout(ctx, t.cfg.RevokeTimeout)
 		err := t.commit(wctx)

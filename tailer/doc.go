@@ -52,9 +52,14 @@
 //     checkpoint is committed before the partition is given up. Held records and those
 //     waiting for an in-place retry are not waited for: they stay below the checkpoint
 //     and the next owner reads them again (TestHeldRecordsGoToTheNextOwner). A periodic
-//     checkpoint write may hold a release back by at most RevokeTimeout, and a stop
-//     cancels it, so a coordinator that refuses every group commit does not stall a
-//     stop or a revocation (TestBrokerFaultsStopWhileCommitsFail).
+//     checkpoint write may hold a release back by at most RevokeTimeout — the one in
+//     progress; none starts while a release waits — and a stop cancels it, so a
+//     coordinator that refuses every group commit does not stall a stop or a
+//     revocation: a release takes at most three RevokeTimeouts (work in flight, that
+//     write, its own commit). Then the next owner resumes from the last commit the
+//     broker accepted, and re-runs at most what the old owner had read of the moved
+//     partitions above it (TestBrokerFaultsStopWhileCommitsFail,
+//     TestRevokeWhileCommitsFail).
 //  7. Order of holds. Records of a partition behind a held record wait with it and are
 //     asked about again in offset order, so a rung partition, ordered by append time,
 //     only ever waits on its head (TestHeldRecordsGoToTheNextOwner, TestForgedRungHeaders).

@@ -50,6 +50,26 @@ func (l *logRecorder) matching(prefix string) []slog.Record {
 	return out
 }
 
+// between counts the records whose message starts with prefix, logged after the first
+// record starting with after and before the first starting with before that follows it
+// (in the order they were logged); -1 if there is no such pair.
+func (l *logRecorder) between(prefix, after, before string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n, in := 0, false
+	for _, r := range l.recs {
+		switch {
+		case !in && strings.HasPrefix(r.Message, after):
+			in = true
+		case in && strings.HasPrefix(r.Message, before):
+			return n
+		case in && strings.HasPrefix(r.Message, prefix):
+			n++
+		}
+	}
+	return -1
+}
+
 // attrOf returns the value of r's attribute key, and whether it has one.
 func attrOf(r slog.Record, key string) (v slog.Value, ok bool) {
 	r.Attrs(func(a slog.Attr) bool {

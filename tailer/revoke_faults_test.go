@@ -124,6 +124,11 @@ func TestRevokeWhileCommitsFail(t *testing.T) {
 	require.Less(t, took, 3*cfgA.RevokeTimeout+2*time.Second,
 		"revocation is bounded: work in flight, a periodic write and the final commit each take at most RevokeTimeout")
 	require.NotEmpty(t, logA.matching("final checkpoint of released partitions failed"), "the final commit did fail")
+	// Once its work in flight timed out, the revocation waits for the periodic write in
+	// progress, if any, and then commits: no later periodic write goes first.
+	periodic := logA.between("checkpoint commit failed; will retry", "revoke timeout", "final checkpoint of released partitions failed")
+	require.GreaterOrEqual(t, periodic, 0, "A logged the revoke timeout, then its failed final commit")
+	require.LessOrEqual(t, periodic, 1, "periodic writes that held the revocation back")
 
 	// B runs the moved partitions from the last accepted commit, through the faults.
 	moved := func() map[int32]bool {
@@ -188,7 +193,9 @@ func TestRevokeWhileCommitsFail(t *testing.T) {
 	for p := range movedParts {
 		require.Equal(t, end1[p], firstB[p], "B resumes partition %d from the last commit the broker accepted", p)
 	}
-	window := cfgA.PartitionMaxInFlight + cfgA.MaxRecords // a poll may pass the bound by one batch
+	// A's window of a moved partition (a poll may pass its bound by one batch), and the
+	// records of it A completed but could not commit.
+	window := cfgA.PartitionMaxInFlight + cfgA.MaxRecords + completeA
 	for p, n := range dups {
 		require.True(t, movedParts[p], "partition %d, which A kept, has %d re-runs", p, n)
 		require.LessOrEqual(t, n, window, "partition %d: re-runs beyond A's in-flight window", p)
@@ -196,7 +203,7 @@ func TestRevokeWhileCommitsFail(t *testing.T) {
 	require.Positive(t, stats.Fenced, "A's late results for the moved partitions were dropped")
 	require.Positive(t, samples)
 	require.Empty(t, backwards, "no group commit went backwards")
-	t.Logf("revocation with every commit failing took %s (RevokeTimeout %s); %d of %d partitions moved; re-runs %v; "+
-		"%d of A's results fenced; %d commit samples, none backwards",
-		took, cfgA.RevokeTimeout, len(movedParts), partitions, dups, stats.Fenced, samples)
+	t.Logf("revocation with every commit failing took %s (RevokeTimeout %s; it waited for %d periodic write); "+
+		"%d of %d partitions moved; re-runs %v; %d of A's results fenced; %d commit samples, none backwards",
+		took, cfgA.RevokeTimeout, periodic, len(movedParts), partitions, dups, stats.Fenced, samples)
 }

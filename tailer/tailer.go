@@ -41,7 +41,12 @@ type Tailer struct {
 	outbox   entryQueue    // records being made durable (rungs, dead letter)
 	ready    entryQueue    // records whose key became free (OrderKey, OrderPartition)
 
-	commitMu    sync.Mutex // one checkpoint write at a time; revocation takes it to fence
+	commitMu sync.Mutex // one checkpoint write at a time; revocation takes it to fence
+	// releasing counts releases waiting for commitMu: the commit loop starts no write
+	// meanwhile. A mutex is not fair, and a write the coordinator keeps refusing holds
+	// it for RevokeTimeout each time, so without this a revocation could wait out
+	// write after write.
+	releasing   atomic.Int32
 	sinceCommit atomic.Int64
 	commitNow   chan struct{}
 
@@ -575,7 +580,9 @@ func (t *Tailer) release(ps []int32, graceful bool) {
 		t.waitIdle(parts, t.cfg.RevokeTimeout)
 	}
 
+	t.releasing.Add(1)
 	t.commitMu.Lock()
+	t.releasing.Add(-1)
 	defer t.commitMu.Unlock()
 	states := make(map[*partition]checkpoint.State, len(parts))
 	abandoned := 0

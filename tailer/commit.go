@@ -17,8 +17,9 @@ import (
 // commitLoop writes the checkpoints of changed partitions every CommitInterval, or
 // sooner once CommitCount records completed since the last write. Each write may take
 // at most RevokeTimeout: it holds commitMu, which a revocation needs, and franz-go
-// retries a group commit the coordinator refuses until its context ends. A write cut
-// short is done again at the next tick.
+// retries a group commit the coordinator refuses until its context ends. No write
+// starts while a release waits for commitMu, so a release waits for one write at most.
+// A write cut short is done again at the next tick.
 func (t *Tailer) commitLoop(ctx context.Context) {
 	ticker := time.NewTicker(t.cfg.CommitInterval)
 	defer ticker.Stop()
@@ -29,13 +30,43 @@ func (t *Tailer) commitLoop(ctx context.Context) {
 		case <-ticker.C:
 		case <-t.commitNow:
 		}
+		if t.releasing.Load() > 0 {
+			continue // a release commits what it gives up; the rest waits for the next tick
+		}
 		wctx, cancel := context.WithTimeout(ctx, t.cfg.RevokeTimeout)
 		err := t.commit(wctx)
 		cancel()
-		if err != nil && ctx.Err() == nil {
+		switch {
+		case err == nil:
+			t.refusalLogged.Store(false)
+		case ctx.Err() != nil:
+		case refusedAsStale(err):
+			t.stats.commitsRefused.Add(1)
+			if !t.refusalLogged.Swap(true) {
+				t.log.Warn("checkpoint commit failed: the group refused it, this member's generation is no longer "+
+					"current (its partitions moved or are moving); Pebble keeps the progress, and a partition still "+
+					"ours is committed again in the new generation (repeats are not logged until a commit succeeds)",
+					"err", err)
+			}
+		default:
 			t.errLog.Log(t.log, slog.LevelWarn, "commit", "checkpoint commit failed; will retry", "err", err)
 		}
 	}
+}
+
+// refusedAsStale reports whether err is the group coordinator refusing a commit because
+// the member's generation is gone: the broker-side fence that keeps a member that lost
+// its partitions (or is losing them) from committing over their next owner. Retrying it
+// as it is would fail the same way; franz-go rejoins, and the partitions are released
+// (fenced) before it does, so nothing of theirs is ever sent in the new generation.
+func refusedAsStale(err error) bool {
+	for _, stale := range []error{kerr.IllegalGeneration, kerr.UnknownMemberID, kerr.FencedInstanceID,
+		kerr.RebalanceInProgress, kerr.StaleMemberEpoch, kerr.FencedMemberEpoch} {
+		if errors.Is(err, stale) {
+			return true
+		}
+	}
+	return false
 }
 
 // commit writes the checkpoint of every owned partition whose progress changed.

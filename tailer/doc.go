@@ -52,9 +52,14 @@
 //     checkpoint is committed before the partition is given up. Held records and those
 //     waiting for an in-place retry are not waited for: they stay below the checkpoint
 //     and the next owner reads them again (TestHeldRecordsGoToTheNextOwner). A periodic
-//     checkpoint write may hold a release back by at most RevokeTimeout, and a stop
-//     cancels it, so a coordinator that refuses every group commit does not stall a
-//     stop or a revocation (TestBrokerFaultsStopWhileCommitsFail).
+//     checkpoint write may hold a release back by at most RevokeTimeout — the one in
+//     progress; none starts while a release waits — and a stop cancels it, so a
+//     coordinator that refuses every group commit does not stall a stop or a
+//     revocation: a release takes at most three RevokeTimeouts (work in flight, that
+//     write, its own commit). Then the next owner resumes from the last commit the
+//     broker accepted, and re-runs at most what the old owner had read of the moved
+//     partitions above it (TestBrokerFaultsStopWhileCommitsFail,
+//     TestRevokeWhileCommitsFail).
 //  7. Order of holds. Records of a partition behind a held record wait with it and are
 //     asked about again in offset order, so a rung partition, ordered by append time,
 //     only ever waits on its head (TestHeldRecordsGoToTheNextOwner, TestForgedRungHeaders).
@@ -93,4 +98,12 @@
 //     nothing per record. Dead letters and errors that can repeat per poll, record or
 //     attempt are logged at most once per kind every 30s with a count of the others
 //     (internal/logrepeat; internal/node TestLogsDoNotGrowWithRecords).
+//  13. No commit from a member that lost the partition. Every group commit carries the
+//     member's id and generation, and the coordinator refuses one whose generation is
+//     gone (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS, ...): a zombie
+//     whose heartbeats no longer reach the group, whose commit lands after the new
+//     owner's, cannot take the checkpoint back. The tailer counts such a refusal
+//     (Stats.CommitsRefused), logs it once until a commit succeeds again, keeps going on
+//     Pebble, and never sends the partition in a later generation: franz-go releases it
+//     (fenced, invariant 4) before it rejoins (TestStaleCommitRefusedByBroker).
 package tailer

@@ -42,7 +42,12 @@ type Tailer struct {
 	outbox   entryQueue    // records being made durable (rungs, dead letter)
 	ready    entryQueue    // records whose key became free (OrderKey, OrderPartition)
 
-	commitMu    sync.Mutex // one checkpoint write at a time; revocation takes it to fence
+	commitMu sync.Mutex // one checkpoint write at a time; revocation takes it to fence
+	// releasing counts releases waiting for commitMu: the commit loop starts no write
+	// meanwhile. A mutex is not fair, and a write the coordinator keeps refusing holds
+	// it for RevokeTimeout each time, so without this a revocation could wait out
+	// write after write.
+	releasing   atomic.Int32
 	sinceCommit atomic.Int64
 	commitNow   chan struct{}
 
@@ -50,6 +55,8 @@ type Tailer struct {
 	// errLog keeps lines that can repeat per poll, record or attempt (fetch errors,
 	// dead letters, failing produces) to one per key every 30s, with a count.
 	errLog logrepeat.Limiter
+	// refusalLogged: a commit refused as stale was logged, and none succeeded since.
+	refusalLogged atomic.Bool
 
 	// offsetsLost is set when the OffsetsLostFail policy stops the tailer; stopPoll
 	// then ends the poll loop.
@@ -224,11 +231,16 @@ type Stats struct {
 	// LostByRetention counts records that were removed from the log (retention,
 	// DeleteRecords) below a partition's resume offset before they ran.
 	LostByRetention int64
+	// CommitsRefused counts group commits the coordinator refused because this member's
+	// generation was no longer current (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID,
+	// REBALANCE_IN_PROGRESS, ...): the broker's fence against a member that lost its
+	// partitions. The checkpoint is in Pebble all the same.
+	CommitsRefused int64
 }
 
 type statCounters struct {
 	read, skipped, succeeded, delayed, hopped, deadLettered, inPlace, fenced, pauses, held, blocked atomic.Int64
-	lostByRetention                                                                                 atomic.Int64
+	lostByRetention, commitsRefused                                                                 atomic.Int64
 }
 
 // Name is the tailer's name (Config.Name).
@@ -300,7 +312,7 @@ func (t *Tailer) Stats() Stats {
 		Delayed: t.stats.delayed.Load(), Hopped: t.stats.hopped.Load(), DeadLettered: t.stats.deadLettered.Load(),
 		RetriedInPlace: t.stats.inPlace.Load(), Fenced: t.stats.fenced.Load(), Pauses: t.stats.pauses.Load(),
 		InFlight: t.inFlight.Load(), Held: t.stats.held.Load(), Blocked: t.stats.blocked.Load(),
-		LostByRetention: t.stats.lostByRetention.Load(),
+		LostByRetention: t.stats.lostByRetention.Load(), CommitsRefused: t.stats.commitsRefused.Load(),
 	}
 }
 
@@ -555,6 +567,7 @@ func (t *Tailer) adjustOffsets(ctx context.Context, offsets map[string]map[int32
 // what is done in Pebble only, since the group no longer accepts our commits.
 // From the moment a partition is fenced no result changes its checkpoint.
 func (t *Tailer) release(ps []int32, graceful bool) {
+	began := time.Now()
 	t.mu.Lock()
 	parts := make([]*partition, 0, len(ps))
 	for _, p := range ps {
@@ -573,7 +586,9 @@ func (t *Tailer) release(ps []int32, graceful bool) {
 		t.waitIdle(parts, t.cfg.RevokeTimeout)
 	}
 
+	t.releasing.Add(1)
 	t.commitMu.Lock()
+	t.releasing.Add(-1)
 	defer t.commitMu.Unlock()
 	states := make(map[*partition]checkpoint.State, len(parts))
 	abandoned := 0
@@ -606,9 +621,16 @@ func (t *Tailer) release(ps []int32, graceful bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), t.cfg.RevokeTimeout)
 	defer cancel()
 	if err := t.writeCheckpoints(ctx, states, graceful); err != nil {
+		if refusedAsStale(err) {
+			t.stats.commitsRefused.Add(1)
+		}
 		t.log.Error("final checkpoint of released partitions failed; their next owner may re-run completed work", "err", err)
 	}
-	t.log.Info("partitions released", "function", t.cfg.Function, "partitions", ps, "graceful", graceful, "abandoned_in_flight", abandoned)
+	// took shows what a slow hand-off waited on: work in flight (up to RevokeTimeout), a
+	// periodic write (up to RevokeTimeout), or the final commit, which franz-go holds
+	// while the group is joining or syncing, and a rebalance waits for its slowest member.
+	t.log.Info("partitions released", "function", t.cfg.Function, "partitions", ps, "graceful", graceful, "abandoned_in_flight", abandoned,
+		"took", time.Since(began).Round(time.Millisecond))
 }
 
 // waitIdle waits until none of parts has work in flight other than parked records

@@ -112,27 +112,37 @@ func (c *taskStateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// lostCollector exports kasync_tailer_records_lost_total{tailer} for every tailer of
-// the node, rung readers included: records removed from the log (retention,
-// DeleteRecords) below a partition's resume offset before they ran.
+// lostCollector exports, for every tailer of the node, rung readers included,
+// kasync_tailer_records_lost_total{tailer}: records removed from the log (retention,
+// DeleteRecords) below a partition's resume offset before they ran; and
+// kasync_tailer_commits_refused_total{tailer}: group commits the broker refused
+// because the member's generation was gone (the fence against a node that lost its
+// partitions).
 type lostCollector struct {
-	tailers []*tailer.Tailer
-	lost    *prometheus.Desc
+	tailers       []*tailer.Tailer
+	lost, refused *prometheus.Desc
 }
 
 func newLostCollector(tailers []*tailer.Tailer) *lostCollector {
-	return &lostCollector{tailers: tailers, lost: prometheus.NewDesc("kasync_tailer_records_lost_total",
-		"Records removed from the log (retention, DeleteRecords) below a partition's resume offset before they ran; the tailer logs each loss as an error.",
-		[]string{"tailer"}, nil)}
+	return &lostCollector{tailers: tailers,
+		lost: prometheus.NewDesc("kasync_tailer_records_lost_total",
+			"Records removed from the log (retention, DeleteRecords) below a partition's resume offset before they ran; the tailer logs each loss as an error.",
+			[]string{"tailer"}, nil),
+		refused: prometheus.NewDesc("kasync_tailer_commits_refused_total",
+			"Group commits the broker refused because this member's generation was gone (its partitions moved); progress stays in Pebble and the next owner resumes from the last accepted commit.",
+			[]string{"tailer"}, nil),
+	}
 }
 
 // Describe implements prometheus.Collector.
-func (c *lostCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.lost }
+func (c *lostCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.lost; ch <- c.refused }
 
 // Collect implements prometheus.Collector.
 func (c *lostCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, t := range c.tailers {
-		ch <- prometheus.MustNewConstMetric(c.lost, prometheus.CounterValue, float64(t.Stats().LostByRetention), t.Name())
+		st := t.Stats()
+		ch <- prometheus.MustNewConstMetric(c.lost, prometheus.CounterValue, float64(st.LostByRetention), t.Name())
+		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(st.CommitsRefused), t.Name())
 	}
 }
 

@@ -124,6 +124,7 @@ func TestMetricsAfterARunWithFailures(t *testing.T) {
 		`kasync_tailer_lag_seconds{partition="0",tailer="t"}`:       "0",
 		`kasync_tailer_lag_seconds{partition="1",tailer="t"}`:       "0",
 		`kasync_tailer_records_lost_total{tailer="t"}`:              "0",
+		`kasync_tailer_commits_refused_total{tailer="t"}`:           "0",
 	} {
 		require.Equal(t, want, scrape(t, nd.HTTPAddr(), series), series)
 	}

@@ -12,7 +12,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/kasync/kasync/internal/backoff"
 	kasyncv1 "github.com/kasync/kasync/proto/kasync/v1"
@@ -194,7 +193,7 @@ func (st *clientStream) takeResendLocked() [][]*kasyncv1.Workload {
 		if !ok {
 			continue // answered meanwhile
 		}
-		size := proto.Size(pw)
+		size := pw.SizeVT()
 		if len(chunk) > 0 && bytes+size > st.c.opts.MaxBatchBytes {
 			chunks, chunk, bytes = append(chunks, chunk), nil, 0
 		}
@@ -254,7 +253,7 @@ func (st *clientStream) Push(ctx context.Context, batch []scheduler.Pushed) erro
 				return fmt.Errorf("rpc: push: token %d already has a workload without a result; tokens must be unique among unanswered workloads", p.Token)
 			}
 			pw := WorkloadToProto(p.Token, p.Workload)
-			size := proto.Size(pw)
+			size := pw.SizeVT()
 			if size > st.c.opts.MaxMessageBytes-1024 {
 				// Answered here: sending it would break the stream on every attempt.
 				st.pending[p.Token] = pw

@@ -21,6 +21,7 @@ fi
 cd "$repo_dir"
 gen_go="$(go tool -n protoc-gen-go)"
 gen_go_grpc="$(go tool -n protoc-gen-go-grpc)"
+gen_go_vtproto="$(go tool -n protoc-gen-go-vtproto)"
 
 mkdir -p "$out_dir"
 cd "$proto_dir"
@@ -36,4 +37,6 @@ protoc \
 	--plugin=protoc-gen-go-grpc="$gen_go_grpc" \
 	--go_out="$out_dir" --go_opt=paths=source_relative \
 	--go-grpc_out="$out_dir" --go-grpc_opt=paths=source_relative \
+	--plugin=protoc-gen-go-vtproto="$gen_go_vtproto" \
+	--go-vtproto_out="$out_dir" --go-vtproto_opt=paths=source_relative,features=marshal+unmarshal+size \
 	"${files[@]}"

@@ -96,7 +96,7 @@ func (c WorkerConfig) withDefaults() WorkerConfig {
 	}
 	c.MaxReconnectBackoff = max(c.MaxReconnectBackoff, c.ReconnectBackoff)
 	// Insecure credentials come first, so that credentials in DialOptions replace them.
-	c.DialOptions = append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()), rpc.DialOption()}, c.DialOptions...)
+	c.DialOptions = append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, append(rpc.DialOptions(), c.DialOptions...)...)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

@@ -179,7 +179,7 @@ func (n *Node) startScheduler() error {
 		return fmt.Errorf("node: node.grpc_listen %s: %w (is another kasync running? pick another address)", n.cfg.Node.GRPCListen, err)
 	}
 	n.grpcLis = lis
-	n.grpcSrv = grpc.NewServer(append([]grpc.ServerOption{grpc.WaitForHandlers(true), rpc.ServerOption()}, secure...)...)
+	n.grpcSrv = grpc.NewServer(append(append([]grpc.ServerOption{grpc.WaitForHandlers(true)}, rpc.GRPCServerOptions()...), secure...)...)
 	logGRPCSecurity(n.cfg, lis, n.log)
 	srv.Register(n.grpcSrv)
 	return nil
@@ -456,7 +456,7 @@ func (n *Node) tailerScheduler() (tailer.Scheduler, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn, err := grpc.NewClient(n.opts.SchedulerAddr, append(dial, rpc.DialOption())...)
+	conn, err := grpc.NewClient(n.opts.SchedulerAddr, append(dial, rpc.DialOptions()...)...)
 	if err != nil {
 		return nil, fmt.Errorf("node: scheduler address %q: %w", n.opts.SchedulerAddr, err)
 	}

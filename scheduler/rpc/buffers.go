@@ -27,10 +27,17 @@ var bufferPool = func() mem.BufferPool {
 	return p
 }()
 
-// ServerOption is the gRPC server option every kasync gRPC server should get: the
-// buffer pool sized for kasync's batch messages.
-func ServerOption() grpc.ServerOption { return experimental.BufferPool(bufferPool) }
+// GRPCServerOptions are the gRPC server options every kasync gRPC server should get:
+// the buffer pool sized for kasync's batch messages and the generated-code codec.
+func GRPCServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{experimental.BufferPool(bufferPool), grpc.ForceServerCodecV2(codec{})}
+}
 
-// DialOption is ServerOption's counterpart for clients: the tailer's push stream
-// and the SDK worker's Work stream.
-func DialOption() grpc.DialOption { return experimental.WithBufferPool(bufferPool) }
+// DialOptions are GRPCServerOptions' counterpart for clients: the tailer's push stream,
+// the SDK worker's Work stream and the CLI's calls.
+func DialOptions() []grpc.DialOption {
+	return []grpc.DialOption{
+		experimental.WithBufferPool(bufferPool),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(codec{})),
+	}
+}

@@ -12,7 +12,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/kasync/kasync/internal/backoff"
 	"github.com/kasync/kasync/internal/logrepeat"
@@ -197,7 +196,7 @@ func (st *clientStream) takeResendLocked() [][]*kasyncv1.Workload {
 		if !ok {
 			continue // answered meanwhile
 		}
-		size := proto.Size(pw)
+		size := pw.SizeVT()
 		if len(chunk) > 0 && bytes+size > st.c.opts.MaxBatchBytes {
 			chunks, chunk, bytes = append(chunks, chunk), nil, 0
 		}
@@ -257,7 +256,7 @@ func (st *clientStream) Push(ctx context.Context, batch []scheduler.Pushed) erro
 				return fmt.Errorf("rpc: push: token %d already has a workload without a result; tokens must be unique among unanswered workloads", p.Token)
 			}
 			pw := WorkloadToProto(p.Token, p.Workload)
-			size := proto.Size(pw)
+			size := pw.SizeVT()
 			if size > st.c.opts.MaxMessageBytes-1024 {
 				// Answered here: sending it would break the stream on every attempt.
 				st.pending[p.Token] = pw

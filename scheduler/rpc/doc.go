@@ -13,7 +13,7 @@
 //		{Name: "charge", Concurrency: 64, Timeout: 30 * time.Second, Executor: pool},
 //	}})
 //	srv, _ := rpc.NewServer(sched, pool, rpc.ServerOptions{})
-//	g := grpc.NewServer()
+//	g := grpc.NewServer(rpc.GRPCServerOptions()...)
 //	srv.Register(g)
 //	go g.Serve(lis)
 //	// shutdown: g.Stop(); pool.Close(); sched.Close()
@@ -131,4 +131,17 @@
 //     ServerOptions.Auth: no checks at all. (TestPolicyGrants, TestMutualTLS, TestTokens)
 //  17. BearerToken requires transport security: gRPC never sends it without TLS.
 //     (TestBearerTokenNeedsTLS)
+//  18. The codec speaks protobuf. GRPCServerOptions and DialOptions install a codec
+//     (codec.go) that encodes and decodes kasync's messages with the code
+//     protoc-gen-go-vtproto generates, under the name "proto": the bytes are the
+//     protobuf wire format, so peers using protobuf-go (older kasync, grpcurl, other
+//     languages) interoperate. It decodes every input protobuf-go accepts to equal known
+//     fields and refuses strings that are not UTF-8 as protobuf-go does; it refuses a
+//     known field with the wrong wire type (protobuf-go keeps it as unknown) and may
+//     accept some malformed input protobuf-go refuses, such as a varint running past
+//     the end of a packed field. Such input decodes to values a well-formed message
+//     could carry, and every decoded value is checked where it is converted, so it
+//     gives a peer nothing it could not send anyway. Encoding is ~4x faster than
+//     protobuf-go and decoding ~1.3x (BenchmarkCodec).
+//     (TestCodecMatchesProtobuf, TestCodecChecksEveryString, FuzzCodecUnmarshal)
 package rpc

@@ -122,7 +122,7 @@ func newEnv(t testing.TB, fns []scheduler.Function, o envOptions) *env {
 
 func (e *env) serve(lis net.Listener, interceptors []grpc.StreamServerInterceptor) {
 	// WaitForHandlers: Stop returns after every handler did, so none logs after its test.
-	g := grpc.NewServer(grpc.WaitForHandlers(true), grpc.ChainStreamInterceptor(interceptors...))
+	g := grpc.NewServer(append(GRPCServerOptions(), grpc.WaitForHandlers(true), grpc.ChainStreamInterceptor(interceptors...))...)
 	e.srv.Register(g)
 	e.mu.Lock()
 	e.g = g

@@ -34,10 +34,12 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // Node is served on the gRPC listener of every node that runs the scheduler role
-// (node.grpc_listen), beside Scheduler and Tasks, with the same TLS and authentication:
-// on a node with node.grpc_auth, any authenticated identity may read its status, whatever
-// its grant (identities' grants limit what they may push, serve and submit, not what they
-// may see); an unauthenticated caller gets UNAUTHENTICATED.
+// (node.grpc_listen), beside Scheduler and Tasks, with the same TLS and authentication.
+// On a node with node.grpc_auth, who may read the status: with identities, any identity
+// listed there, whatever its grant (grants limit what an identity may push, serve and
+// submit, not what it may see); an authenticated identity not listed gets
+// PERMISSION_DENIED. Without identities, every authenticated caller may. An
+// unauthenticated caller gets UNAUTHENTICATED.
 type NodeClient interface {
 	// GetStatus answers a snapshot of the node. A node answers with what it has: a
 	// scheduler-only node has no tailers or rungs. Facts read from the broker (readiness,
@@ -70,10 +72,12 @@ func (c *nodeClient) GetStatus(ctx context.Context, in *GetStatusRequest, opts .
 // for forward compatibility.
 //
 // Node is served on the gRPC listener of every node that runs the scheduler role
-// (node.grpc_listen), beside Scheduler and Tasks, with the same TLS and authentication:
-// on a node with node.grpc_auth, any authenticated identity may read its status, whatever
-// its grant (identities' grants limit what they may push, serve and submit, not what they
-// may see); an unauthenticated caller gets UNAUTHENTICATED.
+// (node.grpc_listen), beside Scheduler and Tasks, with the same TLS and authentication.
+// On a node with node.grpc_auth, who may read the status: with identities, any identity
+// listed there, whatever its grant (grants limit what an identity may push, serve and
+// submit, not what it may see); an authenticated identity not listed gets
+// PERMISSION_DENIED. Without identities, every authenticated caller may. An
+// unauthenticated caller gets UNAUTHENTICATED.
 type NodeServer interface {
 	// GetStatus answers a snapshot of the node. A node answers with what it has: a
 	// scheduler-only node has no tailers or rungs. Facts read from the broker (readiness,

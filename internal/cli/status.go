@@ -67,6 +67,11 @@ func runStatus(ctx context.Context, e env, args []string) error {
 		for _, t := range cfg.Tailers {
 			req.Tailers = append(req.Tailers, status.TailerSpec{Name: t.Name, Group: t.Group, Topic: t.Topic})
 		}
+		for _, fn := range cfg.Functions {
+			if fn.Submit {
+				req.Tailers = append(req.Tailers, status.IngestSpec(config.IngestTopic(fn.Name)))
+			}
+		}
 		req.RungPrefix, req.Rungs = cfg.Delay.TopicPrefix, config.Durations(cfg.Delay.Rungs)
 		req.DeadLetterTopic = cfg.DeadLetter.Topic
 		dlqList += " --config " + *cfgPath

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/kasync/kasync/internal/config"
 	"github.com/kasync/kasync/internal/kafkatest"
 	"github.com/kasync/kasync/internal/status"
 	"github.com/kasync/kasync/internal/status/statustest"
@@ -48,7 +49,7 @@ func newStatusBundle(t *testing.T) *statusBundle {
 kafka: {brokers: [%q]}
 delay: {topic_prefix: %s, rungs: [30s, 1m]}
 dead_letter: {topic: %s}
-functions: [{name: charge}]
+functions: [{name: charge, submit: true}]
 tailers:
   - {name: orders, topic: %s, function: charge, group: %s}
   - {name: idle, topic: %s, function: charge, group: %s}
@@ -70,26 +71,29 @@ func fields(out string, prefix ...string) [][]string {
 }
 
 // TestStatusTables: `kasync status --config` prints a row per partition of each
-// configured tailer with its exact lag and age, a row per configured rung with what
-// waits and how late, and the dead letter's size.
+// configured tailer with its exact lag and age, then the ingest tailer of each function
+// with submit: true, a row per configured rung with what waits and how late, and the
+// dead letter's size.
 func TestStatusTables(t *testing.T) {
 	t.Parallel()
 	b := newStatusBundle(t)
 	code, out, errOut := kasync(context.Background(), "", "status", "--config", b.config)
 	require.Equal(t, ExitOK, code, errOut)
 
-	rows := fields(out, "orders", b.group, "Empty", "0", b.source)
+	rows := fields(out, "orders", "source", b.group, "Empty", "0", b.source)
 	require.Len(t, rows, 2, out)
 	// PARTITION COMMITTED END LAG AGE
-	require.Equal(t, []string{"0", "3", "10", "7"}, rows[0][5:9])
-	require.Equal(t, []string{"1", "4", "4", "0", "0s"}, rows[1][5:10])
-	age, err := time.ParseDuration(rows[0][9])
+	require.Equal(t, []string{"0", "3", "10", "7"}, rows[0][6:10])
+	require.Equal(t, []string{"1", "4", "4", "0", "0s"}, rows[1][6:11])
+	age, err := time.ParseDuration(rows[0][10])
 	require.NoError(t, err)
 	require.InDelta(t, time.Hour.Seconds(), age.Seconds(), 30, "the record at the committed offset is an hour old")
 
-	rows = fields(out, "idle", "kasync.idle-"+b.source, "no", "group", "0", b.source)
+	rows = fields(out, "idle", "source", "kasync.idle-"+b.source, "no", "group", "0", b.source)
 	require.Len(t, rows, 2, "a tailer that never ran: every partition lags from the log start\n%s", out)
-	require.Equal(t, []string{"0", "-", "10", "10"}, rows[0][6:10])
+	require.Equal(t, []string{"0", "-", "10", "10"}, rows[0][7:11])
+	ingest := config.IngestTopic("charge")
+	require.Len(t, fields(out, ingest, "ingest", ingest), 1, "the ingest tailer of charge (submit: true)\n%s", out)
 
 	rows = fields(out, "30s", b.rung, "Empty", "0", "2", "3")
 	require.Len(t, rows, 1, out)

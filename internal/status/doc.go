@@ -6,7 +6,8 @@
 // the arithmetic of offsets; NewTailer, NewRung and NewDeadLetter build rows from a
 // group's committed offsets and the topics' log offsets; PeekTargets says which records
 // the ages and due times need and ApplyPeeks fills them in, as of Report.Time;
-// LooksLikeKasync and FindRungs (discover.go) pick kasync's groups and rung topics out
+// LooksLikeKasync, IsIngest and FindRungs (discover.go) pick kasync's groups (marking
+// ingest tailers', which read a function's kasync.fn.<function>) and rung topics out
 // of a cluster's; WriteTable and WriteJSON (table.go) render. Collect (collect.go,
 // peek.go) is the Kafka shell around them: kadm requests and one short-lived direct
 // consumer.

@@ -44,7 +44,7 @@ var commands = map[string]command{
 	"config":  {"`config check FILE`: validate a config file", runConfig},
 	"version": {"print the version", runVersion},
 	"dlq":     {"list, show and redrive dead letters (`kasync dlq -h`)", runDLQ},
-	"status":  {"tailer lag, delay rungs and dead letters, read from the brokers", runStatus},
+	"status":  {"tailer lag, delay rungs and dead letters, read from the brokers or a node (--node)", runStatus},
 	"submit":  {"submit one task to a function, now or for later; prints its task id", runSubmit},
 	"task":    {"`task ID`: a task's state, attempts, last error and times", runTask},
 	"bench":   {"measure kasync against raw franz-go, a hand-written consumer and Asynq", runBench},

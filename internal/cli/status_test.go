@@ -10,7 +10,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/kasync/kasync/internal/certtest"
+	"github.com/kasync/kasync/internal/config"
 	"github.com/kasync/kasync/internal/kafkatest"
+	"github.com/kasync/kasync/internal/nodestatus"
 	"github.com/kasync/kasync/internal/status"
 	"github.com/kasync/kasync/internal/status/statustest"
 	"github.com/kasync/kasync/internal/testutil"
@@ -48,7 +51,7 @@ func newStatusBundle(t *testing.T) *statusBundle {
 kafka: {brokers: [%q]}
 delay: {topic_prefix: %s, rungs: [30s, 1m]}
 dead_letter: {topic: %s}
-functions: [{name: charge}]
+functions: [{name: charge, submit: true}]
 tailers:
   - {name: orders, topic: %s, function: charge, group: %s}
   - {name: idle, topic: %s, function: charge, group: %s}
@@ -70,26 +73,29 @@ func fields(out string, prefix ...string) [][]string {
 }
 
 // TestStatusTables: `kasync status --config` prints a row per partition of each
-// configured tailer with its exact lag and age, a row per configured rung with what
-// waits and how late, and the dead letter's size.
+// configured tailer with its exact lag and age, then the ingest tailer of each function
+// with submit: true, a row per configured rung with what waits and how late, and the
+// dead letter's size.
 func TestStatusTables(t *testing.T) {
 	t.Parallel()
 	b := newStatusBundle(t)
 	code, out, errOut := kasync(context.Background(), "", "status", "--config", b.config)
 	require.Equal(t, ExitOK, code, errOut)
 
-	rows := fields(out, "orders", b.group, "Empty", "0", b.source)
+	rows := fields(out, "orders", "source", b.group, "Empty", "0", b.source)
 	require.Len(t, rows, 2, out)
 	// PARTITION COMMITTED END LAG AGE
-	require.Equal(t, []string{"0", "3", "10", "7"}, rows[0][5:9])
-	require.Equal(t, []string{"1", "4", "4", "0", "0s"}, rows[1][5:10])
-	age, err := time.ParseDuration(rows[0][9])
+	require.Equal(t, []string{"0", "3", "10", "7"}, rows[0][6:10])
+	require.Equal(t, []string{"1", "4", "4", "0", "0s"}, rows[1][6:11])
+	age, err := time.ParseDuration(rows[0][10])
 	require.NoError(t, err)
 	require.InDelta(t, time.Hour.Seconds(), age.Seconds(), 30, "the record at the committed offset is an hour old")
 
-	rows = fields(out, "idle", "kasync.idle-"+b.source, "no", "group", "0", b.source)
+	rows = fields(out, "idle", "source", "kasync.idle-"+b.source, "no", "group", "0", b.source)
 	require.Len(t, rows, 2, "a tailer that never ran: every partition lags from the log start\n%s", out)
-	require.Equal(t, []string{"0", "-", "10", "10"}, rows[0][6:10])
+	require.Equal(t, []string{"0", "-", "10", "10"}, rows[0][7:11])
+	ingest := config.IngestTopic("charge")
+	require.Len(t, fields(out, ingest, "ingest", ingest), 1, "the ingest tailer of charge (submit: true)\n%s", out)
 
 	rows = fields(out, "30s", b.rung, "Empty", "0", "2", "3")
 	require.Len(t, rows, 1, out)
@@ -168,4 +174,107 @@ func TestStatusUnreachable(t *testing.T) {
 	require.Equal(t, ExitFailure, code, errOut)
 	require.Contains(t, errOut, "cannot reach the cluster")
 	require.Contains(t, errOut, "check --brokers")
+}
+
+// TestStatusNodeSecured: `kasync status --node` against a `kasync run` node with TLS
+// and tokens: with the CA and a listed identity's token it prints the node's tables
+// (its function, its source tailer and the ingest tailer of the function with submit:
+// true, its rungs) or, with --json, the snapshot; an identity not listed is refused
+// (exit 2, naming the flags to fix); without TLS the node cannot be reached (exit 1).
+func TestStatusNodeSecured(t *testing.T) {
+	t.Parallel()
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.NewTopic(t, brokers, 2)
+	ca := certtest.NewCA(t, "kasync test CA")
+	server := ca.Server()
+	tokens := writeFile(t, "tokens", "ops token-of-ops-0123456789\nstranger token-of-a-stranger-0123456789\n")
+	opsToken := writeFile(t, "ops-token", "token-of-ops-0123456789\n")
+	strangerToken := writeFile(t, "stranger-token", "token-of-a-stranger-0123456789\n")
+	grpcAddr := testutil.FreeAddr(t)
+	cfg := writeFile(t, "node.yaml", fmt.Sprintf(`
+kafka: {brokers: [%q]}
+node:
+  data_dir: %s
+  grpc_listen: %s
+  http_listen: 127.0.0.1:0
+  grpc_tls: {cert_file: %s, key_file: %s}
+  grpc_auth: {tokens_file: %s, identities: [{name: ops, push: true}]}
+delay: {topic_prefix: %s.delay, rungs: [20ms, 50ms], tolerance: 5ms, partitions: 2}
+dead_letter: {topic: %s.dead}
+functions: [{name: echo, submit: true}]
+tailers: [{name: orders, topic: %s, function: echo}]
+`, strings.Join(brokers, ","), t.TempDir(), grpcAddr, server.CertFile, server.KeyFile, tokens, topic, topic, topic))
+	node := start("run", "--config", cfg)
+	t.Cleanup(func() {
+		node.stop(t)
+		require.Equal(t, ExitOK, node.code, node.out.String())
+	})
+	node.waitFor(t, "node started")
+
+	secured := []string{"status", "--node", grpcAddr, "--tls-ca", ca.CertFile, "--token-file", opsToken}
+	ingest := config.IngestTopic("echo")
+	var out, errOut string
+	var code int
+	require.Eventually(t, func() bool { // until both tailers own their partitions
+		code, out, errOut = kasync(context.Background(), "", secured...)
+		require.Equal(t, ExitOK, code, errOut)
+		return !strings.Contains(out, "! not ready") && len(fields(out, "orders", "source", topic, "echo", "kasync.orders", "yes")) == 2 &&
+			len(fields(out, ingest, "ingest", ingest, "echo", ingest, "yes")) == 2
+	}, time.Minute, 20*time.Millisecond, "a ready node, its tailers a row per owned partition")
+	require.Contains(t, out, "kasync status: from node "+grpcAddr+" (roles: scheduler, tailer, delay)")
+	rows := fields(out, "echo", "default")
+	require.Len(t, rows, 1, out)
+	require.False(t, strings.HasPrefix(rows[0][2], "-/"), "this node schedules echo: its limit and counters are shown\n%s", out)
+	require.Len(t, fields(out, "20ms", topic+".delay.20ms"), 1, out)
+	require.Contains(t, out, "DEAD LETTERS "+topic+".dead")
+
+	code, out, errOut = kasync(context.Background(), "", append(secured, "--json")...)
+	require.Equal(t, ExitOK, code, errOut)
+	var st nodestatus.Status
+	require.NoError(t, json.Unmarshal([]byte(out), &st), out)
+	require.Equal(t, []string{"scheduler", "tailer", "delay"}, st.Roles)
+	require.Len(t, st.Tailers, 2)
+	require.False(t, st.Tailers[0].Ingest)
+	require.True(t, st.Tailers[1].Ingest)
+	require.Equal(t, ingest, st.Tailers[1].Topic)
+
+	code, out, errOut = kasync(context.Background(), "", "status", "--node", grpcAddr, "--tls-ca", ca.CertFile, "--token-file", strangerToken)
+	require.Equal(t, ExitUsage, code, out)
+	require.Contains(t, errOut, "refused the call")
+	require.Contains(t, errOut, `identity "stranger" is not in node.grpc_auth.identities`)
+	require.Contains(t, errOut, "--token-file")
+	require.NotContains(t, errOut, "token-of-a-stranger", "no secret in the message")
+
+	code, _, errOut = kasync(context.Background(), "", "status", "--node", grpcAddr, "--timeout", "5s")
+	require.Equal(t, ExitFailure, code, errOut)
+	require.Contains(t, errOut, "cannot reach the node at "+grpcAddr)
+	require.Contains(t, errOut, "TLS flags")
+}
+
+// TestStatusNodeUsage: --node's bad combinations are usage errors naming the flags;
+// a node that does not answer within --timeout is a runtime failure naming --node.
+func TestStatusNodeUsage(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--node", "127.0.0.1:7070", "--brokers", "b:9092"}, "--node conflicts with --brokers"},
+		{[]string{"--node", "127.0.0.1:7070", "--config", "x.yaml"}, "--node conflicts with --config"},
+		{[]string{"--node", "127.0.0.1:7070", "--group", "g"}, "--node conflicts with --group"},
+		{[]string{"--node", ""}, "--node is empty"},
+		{[]string{"--tls-ca", "ca.pem"}, "--tls-ca applies to --node only"},
+		{[]string{"--brokers", "b:9092", "--token-file", "t"}, "--token-file applies to --node only"},
+		{[]string{"--node", "127.0.0.1:7070", "--token-file", "t"}, "--token-file needs TLS"},
+	} {
+		code, _, errOut := kasync(context.Background(), "", append([]string{"status"}, c.args...)...)
+		require.Equal(t, ExitUsage, code, "%v: %s", c.args, errOut)
+		require.Contains(t, errOut, c.want, "%v", c.args)
+	}
+	addr := testutil.FreeAddr(t)
+	code, out, errOut := kasync(context.Background(), "", "status", "--node", addr, "--timeout", "1s")
+	require.Equal(t, ExitFailure, code, errOut)
+	require.Empty(t, out)
+	require.Contains(t, errOut, "cannot reach the node at "+addr)
+	require.Contains(t, errOut, "check --node")
 }

@@ -37,6 +37,9 @@ func snapshot() nodestatus.Status {
 		Tailers: []nodestatus.Tailer{{
 			Name: "orders", Topic: "orders", Function: "charge", Group: "kasync.orders", Member: true, InFlight: 9,
 			Partitions: []nodestatus.Partition{{Partition: 0, LagRecords: 123, LagSeconds: 4.5}, {Partition: 1}},
+		}, {
+			Name: "kasync.fn.charge", Topic: "kasync.fn.charge", Function: "charge", Group: "kasync.fn.charge", Member: true,
+			Partitions: []nodestatus.Partition{}, Ingest: true,
 		}},
 		Rungs: []nodestatus.Rung{
 			{Name: "30s", Topic: "kasync.delay.30s", DelaySeconds: 30, Depth: &depth, Reading: true, Held: 40, InFlight: 41},
@@ -111,7 +114,7 @@ func TestPageWithoutJavaScript(t *testing.T) {
 		`data-refresh-ms="2000"`,
 		"roles: scheduler, tailer, delay", "not ready: tailer orders: not a member", "delay rungs 1m: depth unknown",
 		"<td>charge</td>", "12 / 64", "1000", "ON since 2026-03-04 05:05:07Z, 90/100 failed, 2 trips",
-		"kasync.orders", `<td class="n">123</td>`, `<td class="n">4.50</td>`,
+		"kasync.orders", `<td class="n">123</td>`, `<td class="n">4.50</td>`, "<td>kasync.fn.charge (ingest)</td>",
 		"kasync.delay.30s", `<td class="n">42</td>`, `<td class="n">unknown</td>`,
 		"kasync.dead-letter", "2026-03-04 05:06:06Z", "orders/0/99", "1/17",
 	} {

@@ -46,7 +46,9 @@
 //     (TestStatusAfterARunWithFailures). The dashboard (internal/dashboard) serves it
 //     at / and /status.json on the http_listen address, next to /metrics; a headless
 //     Chromium loads it without console errors and sees a failing function's dead
-//     letters appear (TestDashboardInChromium).
+//     letters appear (TestDashboardInChromium). Its tailers are the source tailers,
+//     then the ingest tailers of functions with submit: true, marked Ingest
+//     (TestStatusAPIListsIngestTailers).
 //  8. The gRPC API is secured as node.grpc_tls and node.grpc_auth say (TLS, mutual TLS,
 //     tokens, identities; scheduler/rpc enforces them), and a tailer-only node dials its
 //     scheduler with node.scheduler_tls and node.scheduler_token_file
@@ -66,4 +68,16 @@
 //     run at 200 and 2,000 records, with retries through the ladder and dead letters,
 //     logs as many info lines give or take a few, each parsing as JSON (or text) with
 //     time, level and msg (TestLogsDoNotGrowWithRecords).
+//  11. The gRPC status API (statusapi.go; proto kasync.v1.Node, GetStatus) serves Status
+//     on the gRPC listener of a node with the scheduler role, behind the same TLS and
+//     authentication as Scheduler and Tasks. With node.grpc_auth.identities, any listed
+//     identity may read it whatever its grant, and an authenticated identity not listed
+//     gets PERMISSION_DENIED; without identities, every authenticated caller may
+//     (TestSecuredNodeStatusAndSubmit). A node answers with the roles it has
+//     (TestStatusAPIAnswersBeforeTheDeadline: a scheduler-only node), and before the
+//     caller's deadline: it stops reading the broker early enough to answer with what it
+//     has, naming the rest in Problems (TestStatusAPIAnswersBeforeTheDeadline,
+//     TestAnswerBy). Through a secured node, Submit is accepted from an identity whose
+//     grant lists the function and PERMISSION_DENIED, with nothing produced, for any
+//     other (TestSecuredNodeStatusAndSubmit).
 package node

@@ -76,6 +76,7 @@ type Node struct {
 	guard    *delaystreams.Guard
 	tailers  []*tailer.Tailer // source tailers, then delay readers
 	sources  []*tailer.Tailer // the source tailers, in config order (tailer role)
+	ingest   []*tailer.Tailer // the ingest tailers of functions with submit: true (tasks.go)
 	adm      *kadm.Client     // on producer; nil without Kafka
 	// rungGroups are the ladder's rungs, shortest first, whenever the node has Kafka;
 	// rungReaders, with the delay role, their readers by the same index.
@@ -130,6 +131,7 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 		return nil, fmt.Errorf("node: register kasync_tasks: %w", err)
 	}
 	n.registerTasks()
+	n.registerStatusAPI()
 	go n.run(ctx)
 	return n, nil
 }
@@ -344,6 +346,7 @@ func (n *Node) buildTailers(ctx context.Context, sources, rungs bool) error {
 		if err != nil {
 			return err
 		}
+		n.ingest = ingest
 		n.tailers = append(n.tailers, ingest...)
 	}
 	if rungs {

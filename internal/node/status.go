@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/kasync/kasync/delaystreams"
+	"github.com/kasync/kasync/internal/config"
 	"github.com/kasync/kasync/internal/nodestatus"
 	"github.com/kasync/kasync/scheduler"
+	"github.com/kasync/kasync/tailer"
 )
 
 // Status is a snapshot of a node (see package nodestatus): what the dashboard shows
@@ -132,20 +134,28 @@ func (n *Node) functionStatus() []nodestatus.Function {
 	return out
 }
 
-// tailerStatus lists the source tailers in config order, with each owned partition's lag.
+// tailerStatus lists the source tailers in config order, then the ingest tailers in
+// function order, with each owned partition's lag.
 func (n *Node) tailerStatus() []nodestatus.Tailer {
-	out := make([]nodestatus.Tailer, 0, len(n.sources))
+	out := make([]nodestatus.Tailer, 0, len(n.sources)+len(n.ingest))
 	for i, t := range n.sources {
 		tc := n.cfg.Tailers[i] // sources are built from cfg.Tailers, in order
-		member, _ := t.GroupMember()
-		ts := nodestatus.Tailer{Name: t.Name(), Topic: tc.Topic, Function: tc.Function, Group: t.Group(), Member: member != "",
-			InFlight: t.Stats().InFlight, Partitions: []nodestatus.Partition{}}
-		for _, l := range t.Lag() {
-			ts.Partitions = append(ts.Partitions, nodestatus.Partition{Partition: l.Partition, LagRecords: l.Records, LagSeconds: l.Age.Seconds()})
-		}
-		out = append(out, ts)
+		out = append(out, tailerOf(t, tc.Topic, tc.Function, false))
+	}
+	for _, t := range n.ingest {
+		out = append(out, tailerOf(t, config.IngestTopic(t.Function()), t.Function(), true))
 	}
 	return out
+}
+
+func tailerOf(t *tailer.Tailer, topic, function string, ingest bool) nodestatus.Tailer {
+	member, _ := t.GroupMember()
+	ts := nodestatus.Tailer{Name: t.Name(), Topic: topic, Function: function, Group: t.Group(), Member: member != "",
+		InFlight: t.Stats().InFlight, Partitions: []nodestatus.Partition{}, Ingest: ingest}
+	for _, l := range t.Lag() {
+		ts.Partitions = append(ts.Partitions, nodestatus.Partition{Partition: l.Partition, LagRecords: l.Records, LagSeconds: l.Age.Seconds()})
+	}
+	return ts
 }
 
 // rungStatus lists the rungs shortest first, with their depth where depths has it and

@@ -13,7 +13,8 @@ type Status struct {
 	NotReady []string `json:"not_ready,omitempty"`
 	// Functions are the configured functions, sorted by name.
 	Functions []Function `json:"functions"`
-	// Tailers are the node's source tailers, in config order.
+	// Tailers are the node's source tailers, in config order, then its ingest tailers
+	// (Tailer.Ingest), in function order.
 	Tailers []Tailer `json:"tailers"`
 	// Rungs are the delay ladder's rungs, shortest first; empty on a node without Kafka.
 	Rungs []Rung `json:"rungs"`
@@ -79,7 +80,7 @@ type StormGuard struct {
 	Trips int64 `json:"trips"`
 }
 
-// Tailer is one source tailer.
+// Tailer is one tailer of a source topic, or of a function's ingest topic.
 type Tailer struct {
 	Name     string `json:"name"`
 	Topic    string `json:"topic"`
@@ -91,6 +92,10 @@ type Tailer struct {
 	InFlight int64 `json:"in_flight"`
 	// Partitions are the partitions it owns now, by number.
 	Partitions []Partition `json:"partitions"`
+	// Ingest is true for the tailer of a function's ingest topic, kasync.fn.<function>
+	// (functions[].submit: true), which reads the tasks Submit wrote; its Name, Topic
+	// and Group are that topic. False for a tailer of the config's tailers.
+	Ingest bool `json:"ingest"`
 }
 
 // Partition is how far behind a tailer is on one partition it owns.

@@ -194,7 +194,7 @@ func (c *collector) tailerSpecs(ctx context.Context, listed kadm.ListedGroups, r
 	if len(c.req.Groups) > 0 && len(unknown) == 0 {
 		out := make([]TailerSpec, 0, len(c.req.Groups))
 		for _, g := range c.req.Groups {
-			spec := TailerSpec{Group: g}
+			spec := TailerSpec{Group: g, Ingest: IsIngest(g, nil)}
 			if i := slices.IndexFunc(c.req.Tailers, func(t TailerSpec) bool { return t.Group == g }); i >= 0 {
 				spec = c.req.Tailers[i]
 			}
@@ -213,7 +213,7 @@ func (c *collector) tailerSpecs(ctx context.Context, listed kadm.ListedGroups, r
 			topics = f.Fetched.Partitions().Topics()
 		}
 		if LooksLikeKasync(g, topics, rungTopics) {
-			found = append(found, TailerSpec{Group: g})
+			found = append(found, TailerSpec{Group: g, Ingest: IsIngest(g, topics)})
 			foundNames = append(foundNames, g)
 		}
 	}

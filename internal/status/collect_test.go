@@ -115,8 +115,8 @@ func TestCollectMembersAndGroups(t *testing.T) {
 }
 
 // TestCollectFindsKasyncGroups: with no config and no --group, the groups named
-// kasync.* and those committing to an ingest topic are tailers; rung groups are rungs,
-// other groups are left out.
+// kasync.* and those committing to an ingest topic are tailers, the latter marked
+// ingest; rung groups are rungs, other groups are left out.
 func TestCollectFindsKasyncGroups(t *testing.T) {
 	t.Parallel()
 	brokers := kafkatest.Brokers(t)
@@ -128,6 +128,7 @@ func TestCollectFindsKasyncGroups(t *testing.T) {
 	statustest.CreateTopic(t, brokers, rung, 1)
 	statustest.Commit(t, brokers, "kasync.a-"+topic, topic, map[int32]int64{0: 0})
 	statustest.Commit(t, brokers, "ingest-"+topic, ingest, map[int32]int64{0: 0})
+	statustest.Commit(t, brokers, ingest, ingest, map[int32]int64{0: 0}) // as a node names it
 	statustest.Commit(t, brokers, "other-"+topic, topic, map[int32]int64{0: 0})
 	statustest.Commit(t, brokers, rung, rung, map[int32]int64{0: 0})
 
@@ -138,6 +139,10 @@ func TestCollectFindsKasyncGroups(t *testing.T) {
 	}
 	require.Contains(t, groups, "kasync.a-"+topic)
 	require.Contains(t, groups, "ingest-"+topic)
+	require.Contains(t, groups, ingest)
+	require.False(t, findTailer(t, r, "kasync.a-"+topic).Ingest)
+	require.True(t, findTailer(t, r, "ingest-"+topic).Ingest, "it reads an ingest topic only")
+	require.True(t, findTailer(t, r, ingest).Ingest, "named after an ingest topic")
 	require.NotContains(t, groups, "other-"+topic)
 	require.NotContains(t, groups, rung)
 	require.Len(t, r.Rungs, 1)

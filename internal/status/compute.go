@@ -88,13 +88,15 @@ type TailerSpec struct {
 	// Topic is the configured tailer's topic; empty to report every topic the group
 	// committed to or is assigned.
 	Topic string
+	// Ingest marks the tailer of a function's ingest topic (IngestSpec, IsIngest).
+	Ingest bool
 }
 
 // NewTailer builds the tailer rows of spec from its group and the logs of its topics.
 // Every partition of the topics is a row, committed or not. LagSeconds is 0 where there
 // is no lag and unknown (nil) elsewhere until ApplyPeeks.
 func NewTailer(spec TailerSpec, g Group, logs Logs) Tailer {
-	t := Tailer{Name: spec.Name, Group: spec.Group, State: g.state(), Members: g.Members}
+	t := Tailer{Name: spec.Name, Group: spec.Group, State: g.state(), Members: g.Members, Ingest: spec.Ingest}
 	var problems []string
 	if g.Err != nil {
 		problems = append(problems, g.Err.Error())

@@ -134,6 +134,19 @@ func TestLooksLikeKasync(t *testing.T) {
 	require.False(t, LooksLikeKasync("kasync.delay.30s", []string{"kasync.delay.30s"}, rungs), "a rung group is a rung")
 }
 
+// TestIsIngest: a group is an ingest tailer's when named after an ingest topic, as a
+// node names it, or when every topic it committed to is one.
+func TestIsIngest(t *testing.T) {
+	t.Parallel()
+	require.True(t, IsIngest("kasync.fn.charge", nil))
+	require.True(t, IsIngest("billing", []string{"kasync.fn.charge", "kasync.fn.refund"}))
+	require.False(t, IsIngest("billing", []string{"kasync.fn.charge", "orders"}), "it reads a source topic too")
+	require.False(t, IsIngest("kasync.orders", nil))
+	require.False(t, IsIngest("kasync.orders", []string{"orders"}))
+	require.Equal(t, TailerSpec{Name: "kasync.fn.charge", Group: "kasync.fn.charge", Topic: "kasync.fn.charge", Ingest: true},
+		IngestSpec("kasync.fn.charge"))
+}
+
 func TestFindRungs(t *testing.T) {
 	t.Parallel()
 	topics := []string{"kasync.delay.5m", "kasync.delay.30s", "kasync.delay.1m0s", "kasync.delay.x",

@@ -31,6 +31,24 @@ func LooksLikeKasync(group string, committedTopics []string, rungTopics map[stri
 	return slices.ContainsFunc(committedTopics, func(t string) bool { return strings.HasPrefix(t, IngestTopicPrefix) })
 }
 
+// IngestSpec is what to report on for the ingest tailer of a function with submit:
+// true, given its ingest topic (kasync.fn.<function>): a node names that tailer and its
+// consumer group after the topic.
+func IngestSpec(topic string) TailerSpec {
+	return TailerSpec{Name: topic, Group: topic, Topic: topic, Ingest: true}
+}
+
+// IsIngest reports whether a consumer group found on the cluster is an ingest tailer's:
+// named after an ingest topic (IngestTopicPrefix), as a node names it, or committing
+// offsets of ingest topics only (committedTopics, nil when unknown).
+func IsIngest(group string, committedTopics []string) bool {
+	if strings.HasPrefix(group, IngestTopicPrefix) {
+		return true
+	}
+	return len(committedTopics) > 0 &&
+		!slices.ContainsFunc(committedTopics, func(t string) bool { return !strings.HasPrefix(t, IngestTopicPrefix) })
+}
+
 // FindRungs returns, sorted by delay, the topics among topics that are rung topics of
 // prefix: named exactly as delaystreams.RungTopic names a rung ("kasync.delay.30s").
 func FindRungs(prefix string, topics []string) []RungSpec {

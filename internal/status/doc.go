@@ -6,14 +6,18 @@
 // the arithmetic of offsets; NewTailer, NewRung and NewDeadLetter build rows from a
 // group's committed offsets and the topics' log offsets; PeekTargets says which records
 // the ages and due times need and ApplyPeeks fills them in, as of Report.Time;
-// LooksLikeKasync and FindRungs (discover.go) pick kasync's groups and rung topics out
+// LooksLikeKasync, IsIngest and FindRungs (discover.go) pick kasync's groups (marking
+// ingest tailers', which read a function's kasync.fn.<function>) and rung topics out
 // of a cluster's; WriteTable and WriteJSON (table.go) render. Collect (collect.go,
 // peek.go) is the Kafka shell around them: kadm requests and one short-lived direct
 // consumer.
 //
-// Report is a plain struct with JSON tags so that a running node's status API can fill
-// the same value from its own, fresher state (Pebble watermarks rather than the group
-// commit that hands them over) and reuse the renderers.
+// A running node's own snapshot (`kasync status --node`, from its gRPC status API) is
+// a nodestatus.Status, not a Report: it has what brokers cannot tell (functions'
+// counters, the storm guard, the watermarks in Pebble rather than the group commit that
+// hands them over, the latest dead letters) and lacks what one node does not track
+// (committed and end offsets). WriteNodeTable and WriteNodeJSON (nodetable.go) render
+// it in the same style as WriteTable and WriteJSON.
 //
 // Where each fact comes from (Collect):
 //
@@ -52,4 +56,10 @@
 //     (TestApplyPeeks).
 //  5. Ages and lateness are never negative: a timestamp ahead of the reading clock is
 //     age 0 (TestApplyPeeks).
+//  6. Ingest tailers (a function's kasync.fn.<function>) are listed and marked: from a
+//     config, one per function with submit: true (IngestSpec); on the cluster, groups
+//     named after an ingest topic or reading only ingest topics (IsIngest)
+//     (TestIsIngest, TestCollectFindsKasyncGroups, TestWriteTable).
+//  7. The node tables show a fact the node did not know as "-" or "unknown", never 0,
+//     and the node's text on one line without control characters (TestWriteNodeTable).
 package status

@@ -28,12 +28,18 @@ type Report struct {
 // their checkpoints, at most one commit interval behind them).
 const SourceBrokers = "brokers"
 
-// Tailer is one consumer group reading source topics: a configured tailer, a group
-// named with --group, or a group found on the cluster that looks like kasync's.
+// Tailer is one consumer group reading source topics: a configured tailer, the ingest
+// tailer of a configured function with submit: true, a group named with --group, or a
+// group found on the cluster that looks like kasync's.
 type Tailer struct {
-	// Name is the configured tailer's name; empty for a group not from a config.
+	// Name is the configured tailer's name, or for the ingest tailer of a configured
+	// function its ingest topic (as the node names it); empty for a group not from a
+	// config.
 	Name  string `json:"name,omitempty"`
 	Group string `json:"group"`
+	// Ingest is true for an ingest tailer: it reads a function's ingest topic,
+	// kasync.fn.<function>, where Submit writes tasks (IngestSpec, IsIngest).
+	Ingest bool `json:"ingest"`
 	// State is the group's state as the broker reports it (Stable, Empty,
 	// PreparingRebalance, ...), or StateNoGroup when the broker has no such group yet.
 	State string `json:"state"`

@@ -33,18 +33,18 @@ func WriteTable(w io.Writer, r *Report, dlqList string) error {
 	p.f("kasync status: from %s %s at %s\n", r.Source, strings.Join(r.Brokers, ","), r.Time.UTC().Format(TimeLayout))
 
 	p.f("\nTAILERS (lag: records from the committed offset to the log end; age: of the record at the committed offset)\n")
-	p.f("TAILER\tGROUP\tSTATE\tMEMBERS\tTOPIC\tPARTITION\tCOMMITTED\tEND\tLAG\tAGE\n")
+	p.f("TAILER\tKIND\tGROUP\tSTATE\tMEMBERS\tTOPIC\tPARTITION\tCOMMITTED\tEND\tLAG\tAGE\n")
 	var problems []string
 	for _, t := range r.Tailers {
 		if t.Error != "" {
 			problems = append(problems, fmt.Sprintf("group %s: %s", t.Group, t.Error))
 		}
 		if len(t.Partitions) == 0 {
-			p.f("%s\t%s\t%s\t%d\t-\t-\t-\t-\t-\t-\n", dash(t.Name), t.Group, dash(t.State), t.Members)
+			p.f("%s\t%s\t%s\t%s\t%d\t-\t-\t-\t-\t-\t-\n", dash(t.Name), kind(t.Ingest), t.Group, dash(t.State), t.Members)
 			continue
 		}
 		for _, tp := range t.Partitions {
-			p.f("%s\t%s\t%s\t%d\t%s\t%d\t%s\t%d\t%d\t%s\n", dash(t.Name), t.Group, dash(t.State), t.Members,
+			p.f("%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\t%d\t%d\t%s\n", dash(t.Name), kind(t.Ingest), t.Group, dash(t.State), t.Members,
 				tp.Topic, tp.Partition, offset(tp.Committed), tp.LogEnd, tp.Lag, seconds(tp.LagSeconds))
 		}
 	}
@@ -107,6 +107,15 @@ func (p *printer) problems(list []string) {
 	for _, s := range list {
 		p.f("! %s\n", s)
 	}
+}
+
+// kind is a tailer's KIND: "ingest" for the tailer of a function's ingest topic,
+// "source" for one of a source topic.
+func kind(ingest bool) string {
+	if ingest {
+		return "ingest"
+	}
+	return "source"
 }
 
 func dash(s string) string {

@@ -18,6 +18,7 @@ func sampleReport() *Report {
 			NewTailer(TailerSpec{Name: "orders", Group: "kasync.orders", Topic: "src"},
 				Group{Exists: true, State: "Stable", Members: 2, Committed: Offsets{"src": {0: 4}}}, logs),
 			NewTailer(TailerSpec{Name: "late", Group: "kasync.late", Topic: "missing"}, Group{}, logs),
+			NewTailer(IngestSpec("kasync.fn.charge"), Group{}, logs),
 		},
 		Rungs:      []Rung{NewRung(RungSpec{Topic: "r.30s", Delay: 30 * time.Second}, Group{Exists: true, State: "Stable", Members: 1}, logs)},
 		DeadLetter: NewDeadLetter("dlq", logs),
@@ -47,10 +48,11 @@ func TestWriteTable(t *testing.T) {
 		return ""
 	}
 	require.Equal(t, "kasync status: from brokers b1:9092,b2:9092 at 2026-01-02T03:04:05.000Z", lines[0])
-	require.Equal(t, "TAILER GROUP STATE MEMBERS TOPIC PARTITION COMMITTED END LAG AGE", find("TAILER "))
-	require.Equal(t, "orders kasync.orders Stable 2 src 0 4 10 6 1h0m2s", find("orders kasync.orders Stable 2 src 0"))
-	require.Equal(t, "orders kasync.orders Stable 2 src 1 - 2 0 0s", find("orders kasync.orders Stable 2 src 1"))
-	require.Equal(t, "late kasync.late no group 0 - - - - - -", find("late "))
+	require.Equal(t, "TAILER KIND GROUP STATE MEMBERS TOPIC PARTITION COMMITTED END LAG AGE", find("TAILER "))
+	require.Equal(t, "orders source kasync.orders Stable 2 src 0 4 10 6 1h0m2s", find("orders source kasync.orders Stable 2 src 0"))
+	require.Equal(t, "orders source kasync.orders Stable 2 src 1 - 2 0 0s", find("orders source kasync.orders Stable 2 src 1"))
+	require.Equal(t, "late source kasync.late no group 0 - - - - - -", find("late "))
+	require.Equal(t, "kasync.fn.charge ingest kasync.fn.charge no group 0 - - - - - -", find("kasync.fn.charge "))
 	require.Equal(t, "! group kasync.late: topic missing does not exist", find("! group"))
 	require.Equal(t, "30s r.30s Stable 1 2 8 2026-01-02T03:04:03.500Z 1.5s", find("30s "))
 	require.Equal(t, "dlq 2 5", find("dlq "))
@@ -76,6 +78,8 @@ func TestWriteJSON(t *testing.T) {
 	require.NoError(t, json.Unmarshal(b.Bytes(), &raw))
 	tailer := raw["tailers"].([]any)[1].(map[string]any)
 	require.Equal(t, "no group", tailer["state"])
+	require.Equal(t, false, tailer["ingest"])
+	require.Equal(t, true, raw["tailers"].([]any)[2].(map[string]any)["ingest"])
 	require.Nil(t, tailer["partitions"], "no partitions is null")
 	rung := raw["rungs"].([]any)[0].(map[string]any)
 	require.Equal(t, 1.5, rung["lateness_seconds"])

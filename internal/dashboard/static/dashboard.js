@@ -167,7 +167,7 @@
       var span = Math.max(parts.length, 1);
       var group = t.group + (t.member ? '' : ' (not a member)');
       var head = [
-        cell(t.name, { span: span }), cell(t.topic, { span: span }), cell(t.function, { span: span }),
+        cell(t.name + (t.ingest ? ' (ingest)' : ''), { span: span }), cell(t.topic, { span: span }), cell(t.function, { span: span }),
         cell(group, { span: span, cls: t.member ? '' : 'bad' }), cell(String(t.in_flight), { span: span, cls: 'n' })
       ];
       if (parts.length === 0) {

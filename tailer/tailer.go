@@ -294,7 +294,9 @@ func (t *Tailer) Lag() []PartitionLag {
 			p.mu.Unlock()
 			continue
 		}
-		l := PartitionLag{Partition: p.key.Partition, Records: max(0, p.hw-p.win.Watermark())}
+		// A window of a partition without checkpoint starts at -1 until its first record
+		// is read: nothing read yet is no lag known, not one record.
+		l := PartitionLag{Partition: p.key.Partition, Records: max(0, p.hw-max(p.win.Watermark(), 0))}
 		if ms, ok := p.win.Oldest(); ok && ms > 0 {
 			l.Age = max(0, now.Sub(time.UnixMilli(ms)))
 		}

@@ -554,3 +554,22 @@ func TestLag(t *testing.T) {
 	}, 30*time.Second, time.Millisecond, "caught up")
 	r.stop(t)
 }
+
+// TestLagOfAPartitionNeverRead: a partition that has had no record and no commit has
+// no lag, not one record: its window starts at -1 until a record is read.
+func TestLagOfAPartitionNeverRead(t *testing.T) {
+	t.Parallel()
+	const n = 20
+	f := newFixture(t, 2)
+	kafkatest.ProduceN(t, f.brokers, f.topic, n, func(i int) *kgo.Record {
+		return &kgo.Record{Topic: f.topic, Key: []byte("one key, one partition"), Value: []byte("e-" + strconv.Itoa(i))}
+	})
+	exec := func(context.Context, *scheduler.Workload, time.Duration) scheduler.Outcome { return scheduler.Success() }
+	r := start(t, f.config("never-read", localScheduler(t, exec, 0), newStore(t, vfs.NewMem())))
+	require.Eventually(t, func() bool { return r.Stats().Succeeded == n }, 30*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool {
+		l := r.Lag()
+		return len(l) == 2 && l[0].Records == 0 && l[1].Records == 0
+	}, 10*time.Second, 5*time.Millisecond, "both partitions are caught up: %v", r.Lag())
+	r.stop(t)
+}

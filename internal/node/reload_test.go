@@ -49,6 +49,15 @@ func workHello(t *testing.T, addr, caFile, token string) error {
 	return nil
 }
 
+// writeByRename replaces path with data as an operator should, so that the node's
+// polling never sees half a file (it would log that content's failure once more).
+func writeByRename(t *testing.T, path string, data []byte) {
+	t.Helper()
+	tmp := path + ".new"
+	require.NoError(t, os.WriteFile(tmp, data, 0o600))
+	require.NoError(t, os.Rename(tmp, path))
+}
+
 // TestRotatesGRPCSecurityWithoutRestart: a scheduler node picks up a rotated tokens
 // file by itself (polling) and a rotated certificate on ReloadSecurity (SIGHUP); a
 // corrupt file keeps what was loaded; no token reaches the logs.
@@ -59,7 +68,7 @@ func TestRotatesGRPCSecurityWithoutRestart(t *testing.T) {
 	dir := t.TempDir()
 	tokens := filepath.Join(dir, "tokens")
 	const oldToken, newToken = "the-old-token-of-the-worker-0123456789", "the-new-token-of-the-worker-0123456789"
-	writeTokens := func(content string) { require.NoError(t, os.WriteFile(tokens, []byte(content), 0o600)) }
+	writeTokens := func(content string) { writeByRename(t, tokens, []byte(content)) }
 	writeTokens("worker " + oldToken + "\n")
 	cfg := testConfig(t, []string{"127.0.0.1:1"}, "unused", func(c *config.Config) {
 		c.Node.GRPCTLS = &config.GRPCTLS{CertFile: server.CertFile, KeyFile: server.KeyFile}
@@ -96,7 +105,7 @@ func TestRotatesGRPCSecurityWithoutRestart(t *testing.T) {
 	for src, dst := range map[string]string{pair.CertFile: server.CertFile, pair.KeyFile: server.KeyFile} {
 		data, err := os.ReadFile(src)
 		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(dst, data, 0o600))
+		writeByRename(t, dst, data)
 	}
 	writeTokens("worker " + newToken + "\n")
 	require.NoError(t, nd.ReloadSecurity())
@@ -105,7 +114,7 @@ func TestRotatesGRPCSecurityWithoutRestart(t *testing.T) {
 		"a client trusting only the old CA fails its handshake")
 
 	// A corrupt certificate keeps the one before.
-	require.NoError(t, os.WriteFile(server.CertFile, []byte("not a certificate"), 0o600))
+	writeByRename(t, server.CertFile, []byte("not a certificate"))
 	require.Error(t, nd.ReloadSecurity())
 	require.NoError(t, workHello(t, addr, next.CertFile, newToken))
 

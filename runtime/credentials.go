@@ -14,7 +14,10 @@ import (
 // system's roots when empty); certFile and keyFile, both or neither, are the worker's
 // client certificate, for a scheduler with mutual TLS (node.grpc_tls.client_ca_file).
 // The certificate's subject common name (else its first URI SAN, else its first DNS
-// SAN) is the worker's identity. The files are read now.
+// SAN) is the worker's identity. The files are read now, to report errors; the
+// client certificate and key are read again at each new connection (a reconnect
+// presents a rotated certificate; a pair that does not load then keeps the last that
+// did). caFile is read now only.
 func WithTLS(caFile, certFile, keyFile string) (grpc.DialOption, error) {
 	cfg, err := rpc.ClientTLSConfig(caFile, certFile, keyFile, "")
 	if err != nil {
@@ -31,12 +34,14 @@ func WithToken(token string) grpc.DialOption {
 	return grpc.WithPerRPCCredentials(rpc.BearerToken(token))
 }
 
-// WithTokenFile is WithToken with the token read now from path: the first line that is
-// neither blank nor a # comment. Keep the file readable by the worker only.
+// WithTokenFile is WithToken with the token read from path: the first line that is
+// neither blank nor a # comment. It is read now, to report errors, and again for each
+// new stream, so a worker that reconnects sends a rotated token (a file that does not
+// read then keeps the last token that did). Keep the file readable by the worker only.
 func WithTokenFile(path string) (grpc.DialOption, error) {
-	token, err := rpc.ReadTokenFile(path)
+	creds, err := rpc.BearerTokenFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("runtime: %w", err)
 	}
-	return WithToken(token), nil
+	return grpc.WithPerRPCCredentials(creds), nil
 }

@@ -4,7 +4,9 @@
 // A Registry maps names to Funcs. It runs them in-process as a
 // scheduler.InlineExecutor (the dev mode, tests, embedding kasync in a Go
 // program), and the Go SDK worker (Worker, in worker.go) serves the same registry
-// to a remote scheduler over gRPC, running each task through Registry.RunTask.
+// to remote schedulers over gRPC, one stream to each address at the same time with its
+// Capacity shared between them (worker_slots.go), running each task through
+// Registry.RunTask. The Worker's own invariants are listed on its type.
 //
 // A function reports what should happen next through the error it returns, as
 // river's jobs do:
@@ -43,4 +45,11 @@
 //     goroutine is the one goroutine this package does not stop; it ends when the
 //     function does.
 //  4. Registration is safe concurrently with execution; lookups take no lock.
+//  5. A Worker never runs more than Capacity tasks at once over all its schedulers,
+//     and a scheduler is offered only free slots, never more unused credit than its
+//     address's share (TestWorkerSharesCapacityBetweenSchedulers, TestSlotLedgerModel);
+//     every address is served at once and each reconnects on its own
+//     (TestWorkerServesEverySchedulerAndRejoinsOne). WithTLS's client certificate and
+//     WithTokenFile's token are read again for each new connection
+//     (TestWorkerReconnectsWithRotatedCredentials).
 package runtime

@@ -1,11 +1,13 @@
 package runtime
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,12 +44,14 @@ var errTaskLost = errors.New("the task's scheduler stream is gone; the scheduler
 
 // WorkerConfig configures a Worker. Zero values take the defaults named on each field.
 type WorkerConfig struct {
-	// Addrs are scheduler gRPC addresses ("127.0.0.1:7070"), tried in turn on reconnect.
-	// At least one.
+	// Addrs are scheduler gRPC addresses ("127.0.0.1:7070"): the worker serves every one
+	// of them at the same time, each on its own stream, and shares Capacity between
+	// them (see Worker). At least one, no address twice.
 	Addrs []string
 	// Registry holds the functions served: all of Registry.Names(). Required.
 	Registry *Registry
-	// Capacity is the most tasks running at once (default 64, at most 100000).
+	// Capacity is the most tasks running at once, over all schedulers (default 64, at
+	// most 100000, at least len(Addrs)).
 	Capacity int
 	// WorkerID names the worker in the scheduler's logs (default "<hostname>-<pid>").
 	WorkerID string
@@ -112,6 +116,8 @@ func (c WorkerConfig) validate() error {
 	for i, a := range c.Addrs {
 		if a == "" {
 			errs = append(errs, fmt.Errorf("runtime: worker: Addrs[%d] is empty; give a host:port", i))
+		} else if j := slices.Index(c.Addrs, a); j < i {
+			errs = append(errs, fmt.Errorf("runtime: worker: Addrs[%d] %q repeats Addrs[%d]; list each scheduler once", i, a, j))
 		}
 	}
 	if c.Registry == nil {
@@ -121,6 +127,8 @@ func (c WorkerConfig) validate() error {
 	}
 	if c.Capacity < 1 || c.Capacity > MaxWorkerCapacity {
 		errs = append(errs, fmt.Errorf("runtime: worker: Capacity is %d; it must be in 1..%d (0 for the default %d)", c.Capacity, MaxWorkerCapacity, DefaultWorkerCapacity))
+	} else if c.Capacity < len(c.Addrs) {
+		errs = append(errs, fmt.Errorf("runtime: worker: Capacity is %d for %d scheduler addresses; each scheduler needs at least one slot, so raise Capacity to %d or more", c.Capacity, len(c.Addrs), len(c.Addrs)))
 	}
 	if c.Heartbeat < 0 {
 		errs = append(errs, fmt.Errorf("Heartbeat is %v; it must be positive (0 for the default %v)", c.Heartbeat, DefaultWorkerHeartbeat))
@@ -144,20 +152,26 @@ func (c WorkerConfig) validate() error {
 	return nil
 }
 
-// Worker connects to a scheduler and runs tasks of the functions in its Registry: the
+// Worker connects to schedulers and runs tasks of the functions in its Registry: the
 // Go SDK side of the Work stream (proto/kasync/v1).
 //
-// It keeps these invariants (proved by worker_test.go):
+// It keeps these invariants (proved by worker_test.go and worker_multi_test.go):
 //
-//  1. Flow control by free capacity: at most Capacity tasks run at once. The hello
-//     offers Capacity minus the slots still held by tasks of an earlier stream, and each
-//     finished task's slot is credited after its TaskResult. One sender goroutine per
-//     stream sends what has finished when it is free: a TaskResultBatch (results, then
-//     their credit) to a scheduler whose welcome offered it, else TaskResult messages
-//     and then one WorkCredit; plain successes go as packed task ids when the welcome
-//     offered packed_successes. It never waits for more. The worker takes TaskBatch
-//     messages (task_batches in its hello). (TestWorkerSpeaksOneByOneToAnOldScheduler,
-//     TestWorkerPacksSuccessesWhenOffered)
+//  1. Flow control by free capacity: at most Capacity tasks hold a slot at once,
+//     across every scheduler (TestWorkerSharesCapacityBetweenSchedulers,
+//     TestSlotLedgerModel). A scheduler is offered credit only from free slots, in the
+//     hello (as capacity minus busy) and after each TaskResult; so it can never send a
+//     task the worker has no slot for (a scheduler that did anyway would have the excess
+//     answered Retriable(ReasonOverloaded) at once, without running it). A task holds
+//     its slot until it is answered: its function returned, its timeout passed, or its
+//     context was cancelled (CancelTask, a broken stream, the drain timeout); a
+//     function still returning then has its slot taken by the next task. One sender
+//     goroutine per stream sends what has finished when it is free: a TaskResultBatch
+//     (results, then their credit) to a scheduler whose welcome offered it, else
+//     TaskResult messages and then one WorkCredit; plain successes go as packed task
+//     ids when the welcome offered packed_successes. It never waits for more. The
+//     worker takes TaskBatch messages (task_batches in its hello).
+//     (TestWorkerSpeaksOneByOneToAnOldScheduler, TestWorkerPacksSuccessesWhenOffered)
 //  2. Every task gets exactly one TaskResult on the stream that delivered it, unless that
 //     stream breaks first; then the scheduler has taken it as lost (it re-dispatches
 //     the same attempt to a live worker), and the worker cancels its context (its work
@@ -170,11 +184,19 @@ func (c WorkerConfig) validate() error {
 //     Registry.RunTask, and the worker keeps serving
 //     (TestWorkerRunsTasksAndReturnsOutcomes); a function that ignores cancellation
 //     frees its slot at the timeout (TestWorkerHungFunctionFreesSlotAtTimeout).
-//  4. A broken stream is re-opened with jittered exponential backoff, trying Addrs in
-//     turn; a refused hello (unknown function, malformed hello) or identity (bad token,
-//     a function it may not serve) is final and Run returns an error wrapping
-//     ErrWorkerRejected. (TestWorkerRejectedForUnconfiguredFunction,
-//     TestWorkerMutualTLS, TestWorkerTokens)
+//  4. Several schedulers at once: the worker keeps one Work stream per address in
+//     Addrs, each re-opened on its own with jittered exponential backoff when it
+//     breaks, so every scheduler of a multi-node deployment has the worker's functions
+//     served (TestWorkerServesEverySchedulerAndRejoinsOne). Capacity is shared: each
+//     address has a fixed share (Capacity/len(Addrs)), a scheduler never holds more
+//     unused credit than its share, and a busy scheduler may fill the slots the others
+//     leave free; a slot that frees goes first to a connected scheduler below its
+//     share (worker_slots.go). So an idle scheduler never starves a busy one of more
+//     than its share, and a scheduler that (re)connects gets its share once the
+//     tasks running elsewhere end. A refused hello (unknown function, malformed hello)
+//     or identity (bad token, a function it may not serve), by any scheduler, is final:
+//     the other streams drain and Run returns an error wrapping ErrWorkerRejected.
+//     (TestWorkerRejectedForUnconfiguredFunction, TestWorkerMutualTLS, TestWorkerTokens)
 //  5. Drain: when Run's ctx ends, tasks that arrive are answered retriable at once, the
 //     running ones get up to DrainTimeout to finish and send their results, and Run
 //     returns nil. No goroutine of the worker outlives Run, except a function that
@@ -185,9 +207,13 @@ type Worker struct {
 	started atomic.Bool
 	tasks   sync.WaitGroup // every task goroutine, of every session
 
-	mu      sync.Mutex
-	cur     *session // the newest session; tasks that finish credit it
-	running int      // tasks running, of every session
+	// The slot ledger (worker_slots.go); every session's live, share, granted and held
+	// are guarded by mu too.
+	mu       sync.Mutex
+	free     int        // slots neither running nor offered to a scheduler
+	running  int        // tasks holding a slot, of every session
+	sessions []*session // the live ones: they take credit
+	byLoad   []*session // scratch for topUpLocked
 }
 
 // NewWorker checks cfg and returns a Worker; Run starts it.
@@ -196,24 +222,49 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Worker{cfg: cfg, log: cfg.Logger.With("worker", cfg.WorkerID)}, nil
+	return &Worker{cfg: cfg, log: cfg.Logger.With("worker", cfg.WorkerID), free: cfg.Capacity}, nil
 }
 
-// Run connects to a scheduler, says hello and serves tasks until ctx is done. When the
-// stream breaks it reconnects (to the next address, with jittered exponential backoff);
-// tasks of the broken stream are cancelled, as the scheduler has already failed them.
-// A scheduler that rejects the hello ends Run with an error wrapping ErrWorkerRejected.
-// When ctx is done Run stops taking tasks, waits up to DrainTimeout for the running
-// ones, sends their results and returns nil. Run may be called once.
+// Run connects to every scheduler of Addrs, says hello and serves tasks until ctx is
+// done. When a stream breaks it reconnects to that address with jittered exponential
+// backoff; tasks of the broken stream are cancelled, as the scheduler has already
+// failed them. A scheduler that rejects the hello ends Run with an error wrapping
+// ErrWorkerRejected, once the other streams have drained. When ctx is done Run stops
+// taking tasks, waits up to DrainTimeout for the running ones, sends their results and
+// returns nil. Run may be called once.
 func (w *Worker) Run(ctx context.Context) error {
 	if !w.started.CompareAndSwap(false, true) {
 		return errors.New("runtime: worker: Run called twice")
 	}
 	defer w.waitTasks()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		rejectMu sync.Mutex
+		rejected error
+	)
+	for i, addr := range w.cfg.Addrs {
+		share := slotShare(w.cfg.Capacity, len(w.cfg.Addrs), i)
+		wg.Go(func() {
+			if err := w.connect(ctx, addr, share); err != nil {
+				rejectMu.Lock()
+				rejected = cmp.Or(rejected, err)
+				rejectMu.Unlock()
+				cancel() // the other streams drain
+			}
+		})
+	}
+	wg.Wait()
+	return rejected
+}
+
+// connect keeps a session with the scheduler at addr until ctx is done (nil) or the
+// scheduler refuses the worker (the error).
+func (w *Worker) connect(ctx context.Context, addr string, share int) error {
 	bo := backoff.Backoff{Min: w.cfg.ReconnectBackoff, Max: w.cfg.MaxReconnectBackoff}
-	for attempt := 0; ; attempt++ {
-		addr := w.cfg.Addrs[attempt%len(w.cfg.Addrs)]
-		welcomed, err := w.serve(ctx, addr)
+	for {
+		welcomed, err := w.serve(ctx, addr, share)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -250,13 +301,4 @@ func (w *Worker) waitTasks() {
 		w.mu.Unlock()
 		w.log.Error("functions still running after the drain timeout ignore their context; leaving them", "tasks", n)
 	}
-}
-
-// taskDone is called when a task ends: the slot it held is credited to the newest
-// session (the one that counted it as busy in its hello, or the task's own).
-func (w *Worker) taskDone() *session {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.running--
-	return w.cur
 }

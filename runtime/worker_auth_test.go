@@ -166,3 +166,56 @@ func TestWorkerTokens(t *testing.T) {
 	_, err = WithTokenFile(filepath.Join(t.TempDir(), "missing"))
 	require.ErrorContains(t, err, "read token file")
 }
+
+// TestWorkerReconnectsWithRotatedCredentials: the scheduler swaps the worker's token
+// and the worker's files are rewritten with a new token and certificate; when the
+// connection breaks, the worker reconnects with the new ones (with the old token it
+// would be refused for good).
+func TestWorkerReconnectsWithRotatedCredentials(t *testing.T) {
+	t.Parallel()
+	must := mustOption(t)
+	ca := certtest.NewCA(t, "kasync test CA")
+	auth, err := rpc.NewAuth(rpc.AuthConfig{ClientCerts: true, Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
+		Tokens: []rpc.Token{{Identity: "worker-a", Secret: tokenWorkerA}, {Identity: "tailer", Secret: tokenTailer}}})
+	require.NoError(t, err)
+	server, tailer := ca.Server(), ca.Client("tailer")
+	serverTLS, err := rpc.ServerTLSConfig(server.CertFile, server.KeyFile, ca.CertFile)
+	require.NoError(t, err)
+	c := newClusterWith(t, clusterOptions{timeout: 10 * time.Second, auth: auth,
+		serverOpts: append(auth.ServerOptions(), grpc.Creds(credentials.NewTLS(serverTLS))),
+		dial:       []grpc.DialOption{must(WithTLS(ca.CertFile, tailer.CertFile, tailer.KeyFile)), WithToken(tokenTailer)},
+	}, "a")
+
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte(tokenWorkerA+"\n"), 0o600))
+	first := ca.Client("worker-a")
+	dialer := &killableDialer{}
+	w := newTestWorker(t, c.addr, okRegistry(t, "a"), func(cfg *WorkerConfig) {
+		cfg.DialOptions = []grpc.DialOption{must(WithTLS(ca.CertFile, first.CertFile, first.KeyFile)), must(WithTokenFile(tokenFile)), dialer.option()}
+	})
+	stop, done, result := runWorker(t, w)
+	c.push(t, 1, "a", "x")
+	require.Equal(t, scheduler.Success(), c.outcome(t, 1))
+
+	// Rotate: a new certificate in the same files, a new token in the file and at the
+	// scheduler, where the old one is revoked.
+	const rotated = "the-rotated-token-of-worker-a-0123456789"
+	next := ca.Client("worker-a")
+	for src, dst := range map[string]string{next.CertFile: first.CertFile, next.KeyFile: first.KeyFile} {
+		data, err := os.ReadFile(src)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(dst, data, 0o600))
+	}
+	require.NoError(t, os.WriteFile(tokenFile, []byte(rotated+"\n"), 0o600))
+	require.NoError(t, auth.SetTokens([]rpc.Token{{Identity: "worker-a", Secret: rotated}, {Identity: "tailer", Secret: tokenTailer}}))
+	dialer.kill()
+	c.push(t, 2, "a", "x")
+	select {
+	case <-done:
+		t.Fatalf("the worker stopped: %v", result())
+	default:
+	}
+	require.Equal(t, scheduler.Success(), c.outcome(t, 2), "served after reconnecting with the rotated token")
+	require.NoError(t, stop())
+}

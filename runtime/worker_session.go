@@ -39,10 +39,15 @@ type session struct {
 
 	beatEvery time.Duration // the heartbeat interval: Heartbeat, or less if the scheduler asks
 
-	mu       sync.Mutex
-	tasks    map[uint64]*workerTask
-	draining bool
-	changed  chan struct{} // buffered 1: a task ended
+	// The session's part of the slot ledger (worker_slots.go), guarded by w.mu.
+	share   int  // its address's share of Capacity
+	live    bool // it takes credit: from the hello until it breaks or drains
+	granted int  // credit its scheduler holds and has not used
+	held    int  // its tasks holding a slot
+
+	mu      sync.Mutex
+	tasks   map[uint64]*workerTask
+	changed chan struct{} // buffered 1: a task ended
 	// watch answers tasks that run past their timeout (see expire): one timer for the
 	// session, armed for the earliest deadline it knows of (watchAt; zero when not
 	// armed), instead of a timer per task. Guarded by mu.
@@ -64,7 +69,7 @@ type pendingResult struct {
 
 // serve runs one session against addr until the stream breaks or ctx is done (then it
 // drains). welcomed reports whether the scheduler accepted the hello.
-func (w *Worker) serve(ctx context.Context, addr string) (welcomed bool, err error) {
+func (w *Worker) serve(ctx context.Context, addr string, share int) (welcomed bool, err error) {
 	conn, err := grpc.NewClient(addr, w.cfg.DialOptions...)
 	if err != nil {
 		return false, fmt.Errorf("runtime: worker: dial %s: %w", addr, err)
@@ -79,9 +84,10 @@ func (w *Worker) serve(ctx context.Context, addr string) (welcomed bool, err err
 	if err != nil {
 		return false, fmt.Errorf("runtime: worker: open stream to %s: %w", addr, err)
 	}
-	s := &session{w: w, stream: stream, tasks: make(map[uint64]*workerTask),
+	s := &session{w: w, stream: stream, tasks: make(map[uint64]*workerTask), share: share,
 		changed: make(chan struct{}, 1), qnotify: make(chan struct{}, 1)}
 	defer s.unwatch()
+	defer s.leave() // also when the hello fails
 	if err := s.hello(); err != nil {
 		if _, rerr := stream.Recv(); rerr != nil {
 			err = rerr // the stream's status says why the send failed
@@ -102,7 +108,7 @@ func (w *Worker) serve(ctx context.Context, addr string) (welcomed bool, err err
 	}
 	var schedTimeout time.Duration
 	s.beatEvery, schedTimeout = w.heartbeatInterval(stream)
-	w.log.Info("connected to scheduler", "addr", addr, "functions", w.cfg.Registry.Names(), "capacity", w.cfg.Capacity,
+	w.log.Info("connected to scheduler", "addr", addr, "functions", w.cfg.Registry.Names(), "capacity", w.cfg.Capacity, "share", share,
 		"heartbeat", s.beatEvery, "heartbeat_timeout", schedTimeout, "result_batches", s.batches, "packed_successes", s.packed)
 
 	var wg sync.WaitGroup
@@ -126,15 +132,15 @@ func (w *Worker) serve(ctx context.Context, addr string) (welcomed bool, err err
 	}
 }
 
-// hello sends the WorkerHello. The session becomes the worker's current one in the same
-// step that counts busy slots, so that every slot freed later is credited to it.
+// hello sends the WorkerHello. The session joins the slot ledger in the same step that
+// decides its first credit, offered as capacity minus busy: the slots the ledger gives
+// it now. Credit it gets later is queued for its sender, which starts after the welcome.
 func (s *session) hello() error {
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
 	w := s.w
 	w.mu.Lock()
-	busy := min(w.running, w.cfg.Capacity)
-	w.cur = s
+	busy := w.cfg.Capacity - w.joinLocked(s)
 	w.mu.Unlock()
 	return s.stream.Send(&kasyncv1.WorkRequest{Msg: &kasyncv1.WorkRequest_Hello{Hello: &kasyncv1.WorkerHello{
 		WorkerId:    w.cfg.WorkerID,
@@ -211,32 +217,32 @@ func (s *session) receive() error {
 
 // finish queues a task's result and frees its slot; the sender goroutine sends them.
 func (s *session) finish(id uint64, o scheduler.Outcome) {
-	// Queue the result before forgetting the task: a draining session sends what is
-	// queued and half-closes its stream as soon as it has no tasks, and a result queued
-	// after that is lost (the scheduler would report the task's worker as lost although
-	// it succeeded). The slot is credited to the newest session, with the result when
-	// that is this one.
-	cur := s.w.taskDone()
+	// The result is queued under w.mu, with the slot's credit when the ledger gives the
+	// slot back to this session: no other goroutine can hand this slot to this session
+	// as credit queued ahead of the result. And it is queued before the task is
+	// forgotten: a draining session sends what is queued and half-closes its stream as
+	// soon as it has no tasks, and a result queued after that is lost (the scheduler
+	// would report the task's worker as lost although it succeeded).
+	w := s.w
+	w.mu.Lock()
+	credit := w.releaseLocked(s)
+	s.queue(&pendingResult{id: id, o: o}, credit > 0)
+	w.mu.Unlock()
 	s.mu.Lock()
-	draining := s.draining
-	if cur == s {
-		s.queue(&pendingResult{id: id, o: o}, !draining)
-	}
 	delete(s.tasks, id)
 	s.mu.Unlock()
 	select {
 	case s.changed <- struct{}{}:
 	default:
 	}
-	if draining || cur == nil || cur == s {
-		return
-	}
-	cur.mu.Lock()
-	curDraining := cur.draining
-	cur.mu.Unlock()
-	if !curDraining {
-		cur.queue(nil, true)
-	}
+}
+
+// leave takes the session out of the slot ledger: it gets no more credit, and the
+// credit its scheduler held goes to the other sessions.
+func (s *session) leave() {
+	s.w.mu.Lock()
+	s.w.leaveLocked(s)
+	s.w.mu.Unlock()
 }
 
 // watchLocked makes sure the watch fires by deadline. Called with s.mu held.
@@ -333,6 +339,7 @@ func (s *session) heartbeats(ctx context.Context) {
 // lost (it re-dispatches them, to this worker once it reconnects or to another), so
 // their work is wasted and their slots are better freed.
 func (s *session) broken() {
+	s.leave() // before the tasks free their slots, so that none is credited here
 	s.sendMu.Lock()
 	s.dead = true
 	s.sendMu.Unlock()
@@ -350,8 +357,8 @@ func (s *session) broken() {
 // drain stops taking tasks, waits up to DrainTimeout for the running ones to send their
 // results, then half-closes the stream and waits for the scheduler to end it.
 func (s *session) drain(recvErr <-chan error) {
+	s.leave()
 	s.mu.Lock()
-	s.draining = true
 	n := len(s.tasks)
 	s.mu.Unlock()
 	log := s.w.log

@@ -34,8 +34,9 @@ type workerTask struct {
 	answered atomic.Bool
 }
 
-// start runs tasks, each on its own goroutine; tasks that arrive while draining are
-// answered at once as retriable, so another worker can take them. The tasks of one
+// start runs tasks, each on its own goroutine, each in a slot of the ledger; tasks that
+// arrive while draining are answered at once as retriable, so another worker can take
+// them. The tasks of one
 // message are allocated together and registered under one lock.
 func (s *session) start(pts []*kasyncv1.Task) {
 	w := s.w
@@ -44,15 +45,26 @@ func (s *session) start(pts []*kasyncv1.Task) {
 	for i, pt := range pts {
 		wts[i].init(s, pt, now)
 	}
+	// Under s.mu, so that a drain (which leaves the ledger, then counts the tasks under
+	// s.mu) either sees these tasks or they find the session no longer live.
 	s.mu.Lock()
-	if s.draining {
-		s.mu.Unlock()
-		for i := range wts {
-			wts[i].end()
-			s.queue(&pendingResult{id: wts[i].id,
-				o: scheduler.Retriable(scheduler.ReasonShutdown, "the worker is shutting down")}, false)
+	w.mu.Lock()
+	live := s.live
+	ok := w.takeLocked(s, len(wts))
+	w.mu.Unlock()
+	if ok < len(wts) {
+		// No slot: a draining session (not live) or a scheduler over its credit.
+		o := scheduler.Retriable(scheduler.ReasonShutdown, "the worker is shutting down")
+		if live {
+			w.log.Warn("the scheduler sent more tasks than its credit; answering them retriable without running them",
+				"tasks", len(wts)-ok)
+			o = scheduler.Retriable(scheduler.ReasonOverloaded, "the worker has no free slot: the scheduler sent more tasks than its credit")
 		}
-		return
+		for i := range wts[ok:] {
+			wts[ok+i].end()
+			s.queue(&pendingResult{id: wts[ok+i].id, o: o}, false)
+		}
+		wts = wts[:ok]
 	}
 	for i := range wts {
 		s.tasks[wts[i].id] = &wts[i]
@@ -61,9 +73,6 @@ func (s *session) start(pts []*kasyncv1.Task) {
 		}
 	}
 	s.mu.Unlock()
-	w.mu.Lock()
-	w.running += len(wts)
-	w.mu.Unlock()
 	w.tasks.Add(len(wts))
 	for i := range wts {
 		go wts[i].run()

@@ -415,7 +415,9 @@ func TestWorkerRejectedForUnconfiguredFunction(t *testing.T) {
 	}
 }
 
-func TestWorkerTriesAddressesInTurn(t *testing.T) {
+// TestWorkerServesTheLiveSchedulerWhileAnotherIsDown: one address that never answers
+// does not keep the worker from serving the other.
+func TestWorkerServesTheLiveSchedulerWhileAnotherIsDown(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, 10*time.Second, "f")
 	dead, err := net.Listen("tcp", "127.0.0.1:0")

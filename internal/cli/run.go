@@ -3,7 +3,10 @@ package cli
 import (
 	"context"
 	"errors"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/kasync/kasync/internal/bench"
 	"github.com/kasync/kasync/internal/node"
@@ -40,7 +43,33 @@ func runNode(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	stopReload := reloadOnHangup(n)
+	defer stopReload()
 	return n.Wait()
+}
+
+// reloadOnHangup re-reads the node's gRPC certificates and tokens file on each SIGHUP
+// (the node also polls them every few seconds); the returned func stops it.
+func reloadOnHangup(n *node.Node) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-quit:
+				return
+			case <-hup:
+				_ = n.ReloadSecurity() // a failure is logged by the node, which keeps the old files
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(quit)
+		<-done
+	}
 }
 
 func parseRoles(s string) (node.Roles, error) {

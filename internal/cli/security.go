@@ -44,11 +44,13 @@ func (s *securityFlags) dialOptions() ([]grpc.DialOption, error) {
 		if !useTLS {
 			return nil, usagef("--token-file needs TLS, so the token never crosses the network in clear text: add --tls-ca FILE (or --tls for the system's roots)")
 		}
-		token, err := rpc.ReadTokenFile(*s.tokenFile)
+		// Read now, and again for each stream: a worker picks up a rotated token when
+		// it reconnects.
+		token, err := rpc.BearerTokenFile(*s.tokenFile)
 		if err != nil {
 			return nil, usagef("--token-file: %v", err)
 		}
-		opts = append(opts, grpc.WithPerRPCCredentials(rpc.BearerToken(token)))
+		opts = append(opts, grpc.WithPerRPCCredentials(token))
 	}
 	return opts, nil
 }

@@ -11,8 +11,8 @@ import (
 
 func runWorker(ctx context.Context, e env, args []string) error {
 	f := newFlags(e, "worker", "[--scheduler ADDRS] [--capacity N] [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--token-file FILE]")
-	addrs := f.String("scheduler", "127.0.0.1:7070", "scheduler gRPC addresses, comma-separated")
-	capacity := f.Int("capacity", 64, "most tasks running at once")
+	addrs := f.String("scheduler", "127.0.0.1:7070", "scheduler gRPC addresses, comma-separated: the worker serves every one at once, sharing --capacity")
+	capacity := f.Int("capacity", 64, "most tasks running at once, over all schedulers (at least one per --scheduler address)")
 	id := f.String("id", "", "worker id (default hostname-pid)")
 	fns := f.String("functions", "echo,fail,sleep", "demo functions to serve, comma-separated (the scheduler must configure each)")
 	sec := addSecurityFlags(f)
@@ -35,6 +35,9 @@ func runWorker(ctx context.Context, e env, args []string) error {
 	}
 	if len(list) == 0 {
 		return usagef("--scheduler: name at least one address like 127.0.0.1:7070")
+	}
+	if *capacity < len(list) {
+		return usagef("--capacity %d: each of the %d --scheduler addresses needs at least one slot; raise --capacity to %d or more", *capacity, len(list), len(list))
 	}
 	reg, err := demoFunctions(*fns, log)
 	if err != nil {

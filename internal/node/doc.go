@@ -55,7 +55,12 @@
 //     (TestSecuredGRPCPath). Without authentication on a non-loopback address, Start
 //     logs a warning (TestWarnsWhenOpenOnTheNetwork). No secret is logged: a run at
 //     debug level with a SASL password and tokens shows neither (internal/cli's
-//     TestSecretsAppearNowhere).
+//     TestSecretsAppearNowhere). The listener's certificate, key and client CA and the
+//     tokens file are re-read when their bytes change (polled every
+//     Options.SecurityReloadInterval, 5s by default, by a goroutine of the node's run)
+//     and on ReloadSecurity (SIGHUP in kasync run); new connections and calls use them,
+//     and a file that does not load keeps the old configuration, never none, logged once
+//     (TestRotatesGRPCSecurityWithoutRestart).
 //  9. Hostile records never stop a partition, on the split path too: 10,000 headers,
 //     names, values, keys and payloads that are not UTF-8 arrive byte for byte; forged
 //     kasync headers on a source record are not believed (attempt 1, its own function);

@@ -1,9 +1,12 @@
 package node
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -14,31 +17,31 @@ import (
 )
 
 // grpcSecurity is the TLS and authentication of the scheduler's gRPC server, from
-// node.grpc_tls and node.grpc_auth: the server options to add and the Auth its handlers
-// consult (nil when callers are not authenticated).
-func grpcSecurity(cfg *config.Config, log *slog.Logger) ([]grpc.ServerOption, *rpc.Auth, error) {
+// node.grpc_tls and node.grpc_auth: the server options to add, the Auth its handlers
+// consult (nil when callers are not authenticated), and what reloads the files.
+func grpcSecurity(cfg *config.Config, log *slog.Logger) ([]grpc.ServerOption, *rpc.Auth, *securityReload, error) {
 	var opts []grpc.ServerOption
+	reload := &securityReload{}
 	n := cfg.Node
 	if t := n.GRPCTLS; t != nil {
-		tlsCfg, err := rpc.ServerTLSConfig(t.CertFile, t.KeyFile, t.ClientCAFile)
+		serverTLS, err := rpc.NewServerTLS(t.CertFile, t.KeyFile, t.ClientCAFile)
 		if err != nil {
-			return nil, nil, fmt.Errorf("node: node.grpc_tls: %w", err)
+			return nil, nil, nil, fmt.Errorf("node: node.grpc_tls: %w", err)
 		}
-		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsCfg)))
+		opts = append(opts, grpc.Creds(credentials.NewTLS(serverTLS.Config())))
+		reload.add(rpc.NewReloader("node.grpc_tls", serverTLS.Files(), serverTLS.Reload, log))
 	}
 	if !n.AuthEnabled() {
-		return opts, nil, nil
+		return opts, nil, reload, nil
 	}
 	ac := rpc.AuthConfig{ClientCerts: n.GRPCTLS != nil && n.GRPCTLS.ClientCAFile != "", Logger: log}
 	if a := n.GRPCAuth; a != nil {
 		if a.TokensFile != "" {
-			tokens, err := config.LoadTokens(a.TokensFile)
+			tokens, err := loadTokens(a.TokensFile)
 			if err != nil {
-				return nil, nil, fmt.Errorf("node: node.grpc_auth.tokens_file: %w", err)
+				return nil, nil, nil, fmt.Errorf("node: node.grpc_auth.tokens_file: %w", err)
 			}
-			for _, t := range tokens {
-				ac.Tokens = append(ac.Tokens, rpc.Token{Identity: t.Identity, Secret: t.Secret})
-			}
+			ac.Tokens = tokens
 		}
 		if len(a.Identities) > 0 {
 			ac.Grants = make(map[string]rpc.Grant, len(a.Identities))
@@ -49,10 +52,81 @@ func grpcSecurity(cfg *config.Config, log *slog.Logger) ([]grpc.ServerOption, *r
 	}
 	auth, err := rpc.NewAuth(ac)
 	if err != nil {
-		return nil, nil, fmt.Errorf("node: node.grpc_auth: %w", err)
+		return nil, nil, nil, fmt.Errorf("node: node.grpc_auth: %w", err)
 	}
-	return append(opts, auth.ServerOptions()...), auth, nil
+	if n.GRPCAuth != nil && n.GRPCAuth.TokensFile != "" {
+		f := n.GRPCAuth.TokensFile
+		reload.add(rpc.NewReloader("node.grpc_auth.tokens_file", []string{f}, func() error {
+			tokens, err := loadTokens(f)
+			if err != nil {
+				return err
+			}
+			return auth.SetTokens(tokens)
+		}, log))
+	}
+	return append(opts, auth.ServerOptions()...), auth, reload, nil
 }
+
+// loadTokens reads a tokens file as the scheduler's tokens. Its errors quote no token.
+func loadTokens(path string) ([]rpc.Token, error) {
+	tokens, err := config.LoadTokens(path)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]rpc.Token, 0, len(tokens))
+	for _, t := range tokens {
+		out = append(out, rpc.Token{Identity: t.Identity, Secret: t.Secret})
+	}
+	return out, nil
+}
+
+// securityReload re-reads node.grpc_tls's files and node.grpc_auth.tokens_file when
+// their content changes: polled every Options.SecurityReloadInterval by a goroutine of
+// the node's run (stopped with it), and at once on ReloadSecurity (SIGHUP in kasync
+// run). A file that does not load keeps the configuration before it, logged once.
+type securityReload struct {
+	reloaders []*rpc.Reloader
+}
+
+func (r *securityReload) add(rl *rpc.Reloader) { r.reloaders = append(r.reloaders, rl) }
+
+// check reloads what changed; the error joins what failed to load.
+func (r *securityReload) check() error {
+	if r == nil {
+		return nil
+	}
+	var errs []error
+	for _, rl := range r.reloaders {
+		if _, err := rl.Check(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// run checks every interval until ctx is done.
+func (r *securityReload) run(ctx context.Context, every time.Duration) {
+	if r == nil || len(r.reloaders) == 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = r.check()
+		}
+	}
+}
+
+// ReloadSecurity re-reads the gRPC listener's certificate, key and client CA
+// (node.grpc_tls) and the tokens file (node.grpc_auth.tokens_file) now, instead of at
+// the next poll: new connections and calls use what loads; what does not load is
+// logged and returned, and the configuration before it stays. kasync run calls it on
+// SIGHUP. A node without the scheduler role has nothing to reload.
+func (n *Node) ReloadSecurity() error { return n.secReload.check() }
 
 // logGRPCSecurity says how the gRPC API at lis is secured, and warns when anyone who
 // can reach a non-loopback address may use it.
@@ -99,11 +173,12 @@ func schedulerDialOptions(cfg *config.Config) ([]grpc.DialOption, error) {
 	}
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg))}
 	if f := cfg.Node.SchedulerTokenFile; f != "" {
-		token, err := rpc.ReadTokenFile(f)
+		// Re-read for each stream, as the client certificate is at each handshake.
+		token, err := rpc.BearerTokenFile(f)
 		if err != nil {
 			return nil, fmt.Errorf("node: node.scheduler_token_file: %w", err)
 		}
-		opts = append(opts, grpc.WithPerRPCCredentials(rpc.BearerToken(token)))
+		opts = append(opts, grpc.WithPerRPCCredentials(token))
 	}
 	return opts, nil
 }

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -53,6 +54,9 @@ type Options struct {
 	// scheduler role.
 	SchedulerAddr string
 	Logger        *slog.Logger
+	// SecurityReloadInterval is how often node.grpc_tls's files and the tokens file are
+	// looked at for a rotation (default rpc.DefaultReloadInterval, 5s; see ReloadSecurity).
+	SecurityReloadInterval time.Duration
 }
 
 // Node is a running kasync node.
@@ -84,6 +88,7 @@ type Node struct {
 	rungReaders []*tailer.Tailer
 	deadLetters *deadLetterTail // nil without Kafka
 	tasks       *taskParts      // submitted tasks and task status (tasks.go); nil when unused
+	secReload   *securityReload // the gRPC listener's TLS and tokens files (grpcsec.go); nil without the scheduler role
 
 	done chan struct{}
 	err  error
@@ -168,10 +173,11 @@ func (n *Node) startScheduler() error {
 		return fmt.Errorf("node: scheduler: %w", err)
 	}
 	n.sched = sched
-	secure, auth, err := grpcSecurity(n.cfg, n.log)
+	secure, auth, reload, err := grpcSecurity(n.cfg, n.log)
 	if err != nil {
 		return err
 	}
+	n.secReload = reload
 	srv, err := rpc.NewServer(sched, n.pool, rpc.ServerOptions{MaxWorkloadBytes: n.cfg.Node.MaxWorkloadBytes, Logger: n.log, Auth: auth})
 	if err != nil {
 		return fmt.Errorf("node: scheduler server: %w", err)
@@ -549,6 +555,12 @@ func (n *Node) run(ctx context.Context) {
 			if err := n.tasks.follow(gctx); err != nil {
 				n.log.Error("task status index stopped following kasync.tasks; GetTask answers may be stale until a restart", "err", err)
 			}
+			return nil
+		})
+	}
+	if n.secReload != nil {
+		g.Go(func() error {
+			n.secReload.run(gctx, cmp.Or(n.opts.SecurityReloadInterval, rpc.DefaultReloadInterval))
 			return nil
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -39,7 +40,7 @@ type AuthConfig struct {
 // handler runs) and holds the Policy the handlers consult (ServerOptions.Auth).
 type Auth struct {
 	certs  bool
-	tokens *tokenSet // nil: no tokens
+	tokens atomic.Pointer[tokenSet] // nil: no tokens; swapped by SetTokens
 	policy Policy
 	log    *slog.Logger
 }
@@ -58,7 +59,7 @@ func NewAuth(cfg AuthConfig) (*Auth, error) {
 		if err != nil {
 			return nil, fmt.Errorf("rpc: auth: %w", err)
 		}
-		a.tokens = ts
+		a.tokens.Store(ts)
 	}
 	return a, nil
 }
@@ -131,14 +132,15 @@ func (a *Auth) identify(ctx context.Context) (Identity, string) {
 		}
 		certName = name
 	}
-	if a.tokens == nil {
+	tokens := a.tokens.Load()
+	if tokens == nil {
 		return Identity{Name: certName, Via: ViaClientCert}, ""
 	}
 	token, reason := bearerToken(ctx)
 	if reason != "" {
 		return Identity{}, reason
 	}
-	name, ok := a.tokens.identify(token)
+	name, ok := tokens.identify(token)
 	switch {
 	case !ok:
 		return Identity{}, "the bearer token is not one this scheduler knows (node.grpc_auth.tokens_file)"

@@ -29,6 +29,11 @@ type secureEnv struct {
 	ca   *certtest.CA
 	pool *WorkerPool
 	logs *testutil.Buffer
+	// tls and auth are the server's, reloadable (reload_test.go); server is its
+	// certificate's files.
+	tls    *ServerTLS
+	auth   *Auth
+	server certtest.Pair
 }
 
 var testGrants = map[string]Grant{
@@ -53,14 +58,16 @@ func newSecureEnv(t *testing.T, clientCA bool, auth AuthConfig) *secureEnv {
 	require.NoError(t, err)
 	srv, err := NewServer(sched, e.pool, ServerOptions{Logger: logger, Auth: a})
 	require.NoError(t, err)
-	server := e.ca.Server()
+	e.auth, e.server = a, e.ca.Server()
 	caFile := ""
 	if clientCA {
 		caFile = e.ca.CertFile
 	}
-	tlsCfg, err := ServerTLSConfig(server.CertFile, server.KeyFile, caFile)
+	// Reloadable, as a node serves it: every test here also proves that a handshake
+	// through GetConfigForClient works for gRPC (ALPN).
+	e.tls, err = NewServerTLS(e.server.CertFile, e.server.KeyFile, caFile)
 	require.NoError(t, err)
-	g := grpc.NewServer(append(a.ServerOptions(), grpc.Creds(credentials.NewTLS(tlsCfg)), grpc.WaitForHandlers(true))...)
+	g := grpc.NewServer(append(a.ServerOptions(), grpc.Creds(credentials.NewTLS(e.tls.Config())), grpc.WaitForHandlers(true))...)
 	srv.Register(g)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"google.golang.org/grpc/credentials"
 )
@@ -41,6 +42,9 @@ func ServerTLSConfig(certFile, keyFile, clientCAFile string) (*tls.Config, error
 // is verified against caFile (the system's roots when empty); certFile and keyFile, set
 // together, are the client certificate for mutual TLS; serverName, when set, is the
 // name the server's certificate must have (default: the host of the address dialled).
+// The client certificate is read now and again at each handshake, so a new connection
+// presents a rotated one; a pair that does not load then (caught half-written) leaves
+// the last one that did. caFile is read now only.
 func ClientTLSConfig(caFile, certFile, keyFile, serverName string) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: serverName}
 	if caFile != "" {
@@ -59,9 +63,26 @@ func ClientTLSConfig(caFile, certFile, keyFile, serverName string) (*tls.Config,
 		if err != nil {
 			return nil, fmt.Errorf("rpc: client tls: load cert_file %q and key_file %q: %w", certFile, keyFile, err)
 		}
-		cfg.Certificates = []tls.Certificate{cert}
+		cc := &clientCert{certFile: certFile, keyFile: keyFile}
+		cc.last.Store(&cert)
+		cfg.GetClientCertificate = cc.get
 	}
 	return cfg, nil
+}
+
+// clientCert is a client certificate re-read at each handshake.
+type clientCert struct {
+	certFile, keyFile string
+	last              atomic.Pointer[tls.Certificate] // the last pair that loaded
+}
+
+func (c *clientCert) get(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	cert, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
+	if err != nil {
+		return c.last.Load(), nil
+	}
+	c.last.Store(&cert)
+	return &cert, nil
 }
 
 func loadPool(field, path string) (*x509.CertPool, error) {
@@ -91,6 +112,39 @@ func (bearer) RequireTransportSecurity() bool { return true }
 
 // String never shows the token.
 func (bearer) String() string { return "Bearer [redacted]" }
+
+// BearerTokenFile is BearerToken with the token read from path (ReadTokenFile): now,
+// where an error is returned, and again for every call, so a new stream sends a
+// rotated token. A file that does not read then (caught half-written) leaves the last
+// token that did.
+func BearerTokenFile(path string) (credentials.PerRPCCredentials, error) {
+	token, err := ReadTokenFile(path)
+	if err != nil {
+		return nil, err
+	}
+	b := &bearerFile{path: path}
+	b.last.Store(&token)
+	return b, nil
+}
+
+type bearerFile struct {
+	path string
+	last atomic.Pointer[string]
+}
+
+func (b *bearerFile) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	token := b.last.Load()
+	if t, err := ReadTokenFile(b.path); err == nil {
+		token = &t
+		b.last.Store(token)
+	}
+	return map[string]string{AuthorizationHeader: "Bearer " + *token}, nil
+}
+
+func (*bearerFile) RequireTransportSecurity() bool { return true }
+
+// String never shows the token.
+func (*bearerFile) String() string { return "Bearer [redacted]" }
 
 // ReadTokenFile reads a client's token from path: the first line that is neither
 // blank nor a # comment, trimmed. Errors name the file, never its content.

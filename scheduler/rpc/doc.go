@@ -20,7 +20,8 @@
 //
 // and on a tailer node: rpc.NewClient(conn, rpc.ClientOptions{}) is a tailer.Scheduler.
 //
-// Secured (auth.go, creds.go): tlsCfg, _ := rpc.ServerTLSConfig(cert, key, clientCA);
+// Secured (auth.go, creds.go, reload.go): tlsCfg, _ := rpc.ServerTLSConfig(cert, key, clientCA)
+// (or rpc.NewServerTLS(...).Config(), reloadable);
 // auth, _ := rpc.NewAuth(rpc.AuthConfig{ClientCerts: true, Tokens: ..., Grants: ...});
 // rpc.NewServer(sched, pool, rpc.ServerOptions{Auth: auth}); grpc.NewServer(append(
 // auth.ServerOptions(), grpc.Creds(credentials.NewTLS(tlsCfg)))...). Clients dial with
@@ -144,4 +145,14 @@
 //     gives a peer nothing it could not send anyway. Encoding is ~4x faster than
 //     protobuf-go and decoding ~1.3x (BenchmarkCodec).
 //     (TestCodecMatchesProtobuf, TestCodecChecksEveryString, FuzzCodecUnmarshal)
+//  19. Rotation without restart (reload.go). ServerTLS serves each handshake with the
+//     certificate, key and client CAs loaded last, and Auth.SetTokens swaps the token
+//     set; new connections and calls see the new ones, open streams keep what they
+//     were authenticated with. A Reloader reloads when the files' bytes change (a
+//     SHA-256 digest, not mtimes); a file that does not load, an empty or invalid token
+//     list, or a missing file keeps the old configuration, never none, and is logged
+//     once per content. Clients re-read theirs per connection: ClientTLSConfig's client
+//     certificate at each handshake, BearerTokenFile's token for each call, keeping the
+//     last one that loaded. (TestServerTLSReloadRotatesTheCertificate, TestAuthSetTokens,
+//     TestClientCredentialsAreReadAgainForEachConnection, TestReloaderLooksAtContentNotTime)
 package rpc

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +25,8 @@ const evil = `<script>alert("pwned")</script>`
 func snapshot() nodestatus.Status {
 	taken := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 	since := taken.Add(-time.Minute)
-	depth := int64(42)
+	depth, zero := int64(42), int64(0)
+	due, late := taken.Add(-10*time.Second), 10.0
 	return nodestatus.Status{
 		Taken:    taken,
 		Roles:    []string{"scheduler", "tailer", "delay"},
@@ -42,8 +44,11 @@ func snapshot() nodestatus.Status {
 			Partitions: []nodestatus.Partition{}, Ingest: true,
 		}},
 		Rungs: []nodestatus.Rung{
-			{Name: "30s", Topic: "kasync.delay.30s", DelaySeconds: 30, Depth: &depth, Reading: true, Held: 40, InFlight: 41},
+			{Name: "30s", Topic: "kasync.delay.30s", DelaySeconds: 30, Depth: &depth, Reading: true, Held: 40, InFlight: 41,
+				OldestDue: &due, LatenessSeconds: &late},
 			{Name: "1m", Topic: "kasync.delay.1m", DelaySeconds: 60},
+			{Name: "5m", Topic: "kasync.delay.5m", DelaySeconds: 300, Depth: &zero},
+			{Name: "30m", Topic: "kasync.delay.30m", DelaySeconds: 1800, Depth: &depth}, // its heads not read
 		},
 		DeadLetters: nodestatus.DeadLetters{
 			Topic:  "kasync.dead-letter",
@@ -120,7 +125,27 @@ func TestPageWithoutJavaScript(t *testing.T) {
 	} {
 		require.Contains(t, body, want)
 	}
+	// Each rung's row: waiting, oldest due, late (s), held here, in flight here. No
+	// oldest due is "—" when nothing waits and "unknown" when it was not read.
+	for _, want := range []string{
+		`<td>30s</td><td>kasync.delay.30s</td><td class="n">42</td><td>2026-03-04 05:05:57Z</td><td class="n">10.0</td><td class="n">40</td><td class="n">41</td>`,
+		`<td>1m</td><td>kasync.delay.1m</td><td class="n">unknown</td><td>unknown</td><td class="n">unknown</td><td class="n">—</td><td class="n">—</td>`,
+		`<td>5m</td><td>kasync.delay.5m</td><td class="n">0</td><td>—</td><td class="n">—</td><td class="n">—</td><td class="n">—</td>`,
+		`<td>30m</td><td>kasync.delay.30m</td><td class="n">42</td><td>unknown</td><td class="n">unknown</td><td class="n">—</td><td class="n">—</td>`,
+	} {
+		require.Contains(t, rungRows(body), want)
+	}
 }
+
+// rungRows is the page's table of rungs with the whitespace between tags removed, a
+// row a line.
+func rungRows(body string) string {
+	start := strings.Index(body, `<table id="rungs">`)
+	end := strings.Index(body[start:], "</table>")
+	return strings.ReplaceAll(betweenTags.ReplaceAllString(body[start:start+end], "><"), "<tr>", "\n<tr>")
+}
+
+var betweenTags = regexp.MustCompile(`>\s+<`)
 
 // TestEmptyStatus: a snapshot of a node with nothing (a scheduler-only node with no
 // functions) renders, with a note in each empty table.
@@ -147,7 +172,8 @@ func TestStatusJSONRoundTrips(t *testing.T) {
 	dec.DisallowUnknownFields()
 	require.NoError(t, dec.Decode(&got))
 	require.Equal(t, want, got)
-	for _, field := range []string{`"dead_letters":`, `"lag_seconds":4.5`, `"storm_guard":{"active":true`, `"depth":null`, `"in_flight":9`} {
+	for _, field := range []string{`"dead_letters":`, `"lag_seconds":4.5`, `"storm_guard":{"active":true`, `"depth":null`, `"in_flight":9`,
+		`"oldest_due":"2026-03-04T05:05:57Z","lateness_seconds":10`, `"oldest_due":null,"lateness_seconds":null`} {
 		require.Contains(t, body, field)
 	}
 }

@@ -23,6 +23,9 @@
 //     Content-Security-Policy that allows only the dashboard's own script and styles.
 //  2. The page loads without console errors and shows new dead letters without a
 //     reload, in a real browser (internal/node's TestDashboardInChromium).
-//  3. The dashboard reads only its Source: it imports no part of the engine, so it can
+//  3. A fact the node could not read is shown as "unknown", never as 0 or as none: a
+//     rung's depth, and its oldest due and lateness, which are "—" only when nothing
+//     waits on it (TestPageWithoutJavaScript).
+//  4. The dashboard reads only its Source: it imports no part of the engine, so it can
 //     be tested with a fake, and internal/node, which wires it, is its only importer.
 package dashboard

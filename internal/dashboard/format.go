@@ -18,6 +18,8 @@ var funcs = template.FuncMap{
 	"guard":     guard,
 	"guardBad":  func(g *nodestatus.StormGuard) bool { return g != nil && g.Active },
 	"depth":     depth,
+	"oldestDue": oldestDue,
+	"lateness":  lateness,
 	"function":  functionName,
 	"rowspan":   func(n int) int { return max(n, 1) },
 	"counted":   counted,
@@ -89,6 +91,33 @@ func depth(d *int64) string {
 		return "unknown"
 	}
 	return strconv.FormatInt(*d, 10)
+}
+
+// oldestDue is when a rung's oldest record is due: "—" when nothing waits, "unknown"
+// when records wait and their heads could not be read (or the depth is unknown).
+func oldestDue(r nodestatus.Rung) string {
+	if r.OldestDue != nil {
+		return when(*r.OldestDue)
+	}
+	return nothingWaits(r)
+}
+
+// lateness is how many seconds a rung's oldest record is past due (0 before it is
+// due), "—" when nothing waits and "unknown" as oldestDue.
+func lateness(r nodestatus.Rung) string {
+	if r.LatenessSeconds != nil {
+		return seconds(*r.LatenessSeconds)
+	}
+	return nothingWaits(r)
+}
+
+// nothingWaits is what a rung without an oldest due shows: "—" when its depth is 0,
+// else "unknown" (a fact not read is never shown as none).
+func nothingWaits(r nodestatus.Rung) string {
+	if r.Depth != nil && *r.Depth == 0 {
+		return "—"
+	}
+	return "unknown"
 }
 
 // functionName is a dead letter's function, or a note when it named no known one.

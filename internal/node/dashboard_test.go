@@ -189,6 +189,13 @@ func TestDashboardInChromium(t *testing.T) {
 	waitFor(ctx, t, "the dead-letter counts", counts, 30*time.Second)
 	fatalCell := `document.querySelector('#functions tbody tr').cells[10].textContent === '` + fmt.Sprint(fatal) + `'`
 	waitFor(ctx, t, "the function's fatal count", fatalCell, 30*time.Second)
+	// The rungs, as the script renders them: nothing waits on them after this run (no
+	// retriable failure), so no oldest due and no lateness, shown as "—", not 0.
+	waitFor(ctx, t, "the rungs' oldest due and lateness", `(() => {
+		const rows = Array.from(document.querySelectorAll('#rungs tbody tr'));
+		return rows.length === 3 && rows.every(tr => tr.cells.length === 7 && tr.cells[2].textContent === '0' &&
+			tr.cells[3].textContent === '—' && tr.cells[4].textContent === '—');
+	})()`, 30*time.Second)
 	waitFor(ctx, t, "a p50 of the attempts between two refreshes", `window.kasyncP50.length > 0 && window.kasyncP50.every(s => /^[≤>] [0-9.]+(µs|ms|s)$/.test(s))`, 30*time.Second)
 
 	require.Equal(t, "still the same page", inBrowser(ctx, t, "read the mark", chromedp.Evaluate[string](`window.kasyncTestMark`)),

@@ -41,9 +41,14 @@
 //     /metrics: the scheduler's stats, the storm guard, the tailers' lag and in-flight
 //     counts, the router's dead-letter counters; and from the broker, at once and
 //     within 2s, readiness, each rung's depth (the code of kasync_delay_records) and
-//     the latest dead letters (internal/dlq's reader, a direct consumer). What the
-//     broker does not answer in time is named in Problems, not reported as zero
-//     (TestStatusAfterARunWithFailures). The dashboard (internal/dashboard) serves it
+//     the latest dead letters (internal/dlq's reader, a direct consumer). From the
+//     offsets listed for the depth, no second listing, Status reads the head of each
+//     rung partition with records waiting (internal/status's Peek, a direct consumer,
+//     within the same 2s) for the rung's oldest due time, the earliest kasync-due of
+//     the heads, and its lateness, Taken minus that when past, else 0; both are nil
+//     when nothing waits (TestStatusShowsRungHeads). What the broker does not answer
+//     in time, or a head without kasync-due, is named in Problems, not reported as
+//     zero (TestStatusAfterARunWithFailures, TestStatusShowsRungHeads). The dashboard (internal/dashboard) serves it
 //     at / and /status.json on the http_listen address, next to /metrics; a headless
 //     Chromium loads it without console errors and sees a failing function's dead
 //     letters appear (TestDashboardInChromium). Its tailers are the source tailers,

@@ -1,10 +1,12 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/kasync/kasync/checkpoint"
+	"github.com/kasync/kasync/internal/status"
 	"github.com/kasync/kasync/scheduler"
 	"github.com/kasync/kasync/tailer"
 )
@@ -210,17 +213,25 @@ func (c *delayCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	for _, r := range c.rungs {
-		if n, ok := depths[r.name]; ok {
-			ch <- prometheus.MustNewConstMetric(c.records, prometheus.GaugeValue, float64(n), r.name)
+		if d, ok := depths[r.name]; ok {
+			ch <- prometheus.MustNewConstMetric(c.records, prometheus.GaugeValue, float64(d.depth), r.name)
 		}
 	}
+}
+
+// rungDepth is what the broker says of one rung: how many records wait on it, and
+// the offsets they wait at, by partition (Status peeks at the heads of those with
+// records waiting for the rung's oldest due time; a scrape needs only the depth).
+type rungDepth struct {
+	depth      int64
+	partitions []status.RungPartition
 }
 
 // rungDepths asks the broker how many records wait on each rung, by rung name (see
 // rungBacklog): kasync_delay_records and Status read it the same way. A rung the
 // broker could not fully answer for is absent; err is set when the broker answered for
 // none.
-func rungDepths(ctx context.Context, adm *kadm.Client, rungs []rungGroup, log *slog.Logger) (map[string]int64, error) {
+func rungDepths(ctx context.Context, adm *kadm.Client, rungs []rungGroup, log *slog.Logger) (map[string]rungDepth, error) {
 	topics := make([]string, len(rungs))
 	groups := make([]string, len(rungs))
 	for i, r := range rungs {
@@ -235,15 +246,15 @@ func rungDepths(ctx context.Context, adm *kadm.Client, rungs []rungGroup, log *s
 		return nil, fmt.Errorf("listing the rungs' end offsets: %w", err)
 	}
 	commits := adm.FetchManyOffsets(ctx, groups...)
-	depths := make(map[string]int64, len(rungs))
+	depths := make(map[string]rungDepth, len(rungs))
 	for _, r := range rungs {
 		fetched, ok := commits[r.group]
 		if !ok || (fetched.Err != nil && !errors.Is(fetched.Err, kerr.GroupIDNotFound)) {
 			log.Debug("rung depth: fetching a rung group's offsets failed", "group", r.group, "err", fetched.Err)
 			continue
 		}
-		if n, ok := rungBacklog(r.topic, starts, ends, fetched.Fetched); ok {
-			depths[r.name] = n
+		if n, parts, ok := rungBacklog(r.topic, starts, ends, fetched.Fetched); ok {
+			depths[r.name] = rungDepth{depth: n, partitions: parts}
 		}
 	}
 	return depths, nil
@@ -251,26 +262,29 @@ func rungDepths(ctx context.Context, adm *kadm.Client, rungs []rungGroup, log *s
 
 // rungBacklog sums, over the partitions of topic in ends, the end offset minus the
 // committed offset, or minus the start offset where nothing (or less) was committed:
-// what was produced and not yet consumed past. ok is false when any of those offsets
-// is missing or came with an error.
-func rungBacklog(topic string, starts, ends kadm.ListedOffsets, committed kadm.OffsetResponses) (n int64, ok bool) {
-	parts := ends[topic]
-	if len(parts) == 0 {
-		return 0, false
+// what was produced and not yet consumed past. It returns those offsets too, a row per
+// partition by number, with Waiting as summed (status.Lag). ok is false when any of
+// those offsets is missing or came with an error.
+func rungBacklog(topic string, starts, ends kadm.ListedOffsets, committed kadm.OffsetResponses) (n int64, parts []status.RungPartition, ok bool) {
+	if len(ends[topic]) == 0 {
+		return 0, nil, false
 	}
-	for p, end := range parts {
+	for p, end := range ends[topic] {
 		start, found := starts.Lookup(topic, p)
 		if end.Err != nil || !found || start.Err != nil {
-			return 0, false
+			return 0, nil, false
 		}
-		from := start.Offset
+		row := status.RungPartition{Partition: p, Committed: -1, LogStart: start.Offset, LogEnd: end.Offset}
 		if c, found := committed.Lookup(topic, p); found {
 			if c.Err != nil {
-				return 0, false
+				return 0, nil, false
 			}
-			from = max(from, c.At) // At is -1 without a commit
+			row.Committed = max(-1, c.At) // At is -1 without a commit
 		}
-		n += max(0, end.Offset-from)
+		row.Waiting = status.Lag(row.Committed, row.LogStart, row.LogEnd)
+		n += row.Waiting
+		parts = append(parts, row)
 	}
-	return n, true
+	slices.SortFunc(parts, func(a, b status.RungPartition) int { return cmp.Compare(a.Partition, b.Partition) })
+	return n, parts, true
 }

@@ -6,6 +6,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/kasync/kasync/internal/status"
 )
 
 func TestRungBacklog(t *testing.T) {
@@ -37,10 +39,27 @@ func TestRungBacklog(t *testing.T) {
 		{"a commit below the log start counts from the start", committed(map[int32]int64{2: 3}), 10 + 0 + 30},
 		{"drained", committed(map[int32]int64{0: 10, 1: 5, 2: 40}), 0},
 	} {
-		n, ok := rungBacklog(topic, starts, ends, tc.committed)
+		n, parts, ok := rungBacklog(topic, starts, ends, tc.committed)
 		require.True(t, ok, tc.name)
 		require.Equal(t, tc.want, n, tc.name)
+		var sum int64
+		for i, p := range parts {
+			require.Equal(t, int32(i), p.Partition, "%s: a row per partition, by number", tc.name)
+			sum += p.Waiting
+		}
+		require.Equal(t, n, sum, tc.name)
 	}
+
+	// The rows are the offsets Status peeks at: the head of a waiting partition is at
+	// the commit, or at the log start without one or below it.
+	_, parts, _ := rungBacklog(topic, starts, ends, committed(map[int32]int64{0: 4, 2: 3}))
+	require.Equal(t, []status.RungPartition{
+		{Partition: 0, Committed: 4, LogStart: 0, LogEnd: 10, Waiting: 6},
+		{Partition: 1, Committed: -1, LogStart: 5, LogEnd: 5, Waiting: 0},
+		{Partition: 2, Committed: 3, LogStart: 10, LogEnd: 40, Waiting: 30},
+	}, parts)
+	rung := status.Rung{Topic: topic, Partitions: parts}
+	require.Equal(t, []status.PeekTarget{{Topic: topic, Partition: 0, Offset: 4}, {Topic: topic, Partition: 2, Offset: 10}}, rung.PeekTargets())
 
 	broken := listed(10, 5, 40)
 	broken[topic][1] = kadm.ListedOffset{Topic: topic, Partition: 1, Offset: -1, Err: kerr.NotLeaderForPartition}
@@ -56,4 +75,4 @@ func TestRungBacklog(t *testing.T) {
 	}
 }
 
-func okOf(_ int64, ok bool) bool { return ok }
+func okOf(_ int64, _ []status.RungPartition, ok bool) bool { return ok }

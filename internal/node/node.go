@@ -82,6 +82,9 @@ type Node struct {
 	sources  []*tailer.Tailer // the source tailers, in config order (tailer role)
 	ingest   []*tailer.Tailer // the ingest tailers of functions with submit: true (tasks.go)
 	adm      *kadm.Client     // on producer; nil without Kafka
+	// clientCfg is how the node reaches Kafka, for the short-lived direct consumers of
+	// Status (the heads of the rungs); zero without Kafka.
+	clientCfg kafka.ClientConfig
 	// rungGroups are the ladder's rungs, shortest first, whenever the node has Kafka;
 	// rungReaders, with the delay role, their readers by the same index.
 	rungGroups  []rungGroup
@@ -263,6 +266,7 @@ func (n *Node) buildTailers(ctx context.Context, sources, rungs bool) error {
 	if err != nil {
 		return fmt.Errorf("node: kafka: %w", err)
 	}
+	n.clientCfg = clientCfg
 	n.producer, err = kgo.NewClient(append(append(slices.Clone(base), kafka.ProducerOpts()...), kafka.Metrics(n.reg, "producer"))...)
 	if err != nil {
 		return fmt.Errorf("node: kafka producer: %w", err)

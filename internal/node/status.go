@@ -11,6 +11,7 @@ import (
 	"github.com/kasync/kasync/delaystreams"
 	"github.com/kasync/kasync/internal/config"
 	"github.com/kasync/kasync/internal/nodestatus"
+	"github.com/kasync/kasync/internal/status"
 	"github.com/kasync/kasync/scheduler"
 	"github.com/kasync/kasync/tailer"
 )
@@ -20,7 +21,8 @@ import (
 type Status = nodestatus.Status
 
 // statusTimeout bounds the broker round trips of one Status (readiness, rung depths
-// and the latest dead letters, asked at once), like /readyz's and a scrape's.
+// then the rungs' heads, and the latest dead letters, asked at once), like /readyz's
+// and a scrape's.
 const statusTimeout = 2 * time.Second
 
 // StatusDeadLetters is how many of the latest dead letters a Status holds.
@@ -30,8 +32,9 @@ const StatusDeadLetters = 20
 // (scheduler.Stats), the storm guard (Guard.Snapshot), the tailers' lag and in-flight
 // counts, and the dead-letter counters the router keeps; and, from the broker, within
 // statusTimeout: readiness (as /readyz), each rung's depth (as kasync_delay_records)
-// and the latest dead letters (read with a direct consumer, no group). What the broker
-// does not answer in time is left out and named in Problems. It is safe to call
+// then its oldest due time and lateness (the kasync-due of the heads of its partitions
+// with records waiting), and the latest dead letters (both read with direct consumers,
+// no group). What the broker does not answer in time is left out and named in Problems. It is safe to call
 // concurrently, also while the node stops.
 func (n *Node) Status(ctx context.Context) Status {
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
@@ -47,14 +50,19 @@ func (n *Node) Status(ctx context.Context) Status {
 	var (
 		wg       sync.WaitGroup
 		notReady []string
-		depths   map[string]int64
+		depths   map[string]rungDepth
 		depthErr error
+		heads    map[string]rungHead
 		latest   []nodestatus.DeadLetter
 		dlErr    error
 	)
 	wg.Go(func() { notReady = n.ready(ctx) })
 	if n.adm != nil && len(n.rungGroups) > 0 {
-		wg.Go(func() { depths, depthErr = rungDepths(ctx, n.adm, n.rungGroups, n.log) })
+		taken := st.Taken
+		wg.Go(func() {
+			depths, depthErr = rungDepths(ctx, n.adm, n.rungGroups, n.log)
+			heads = n.rungHeads(ctx, depths, taken)
+		})
 	}
 	if n.deadLetters != nil {
 		wg.Go(func() { latest, dlErr = n.deadLetters.latest(ctx, StatusDeadLetters) })
@@ -62,7 +70,12 @@ func (n *Node) Status(ctx context.Context) Status {
 	wg.Wait()
 
 	st.NotReady = notReady
-	st.Rungs = n.rungStatus(depths)
+	st.Rungs = n.rungStatus(depths, heads)
+	for _, r := range st.Rungs {
+		if h := heads[r.Name]; h.unknown != "" {
+			st.Problems = append(st.Problems, fmt.Sprintf("delay rung %s: oldest due unknown: %s", r.Name, h.unknown))
+		}
+	}
 	if depthErr != nil {
 		st.Problems = append(st.Problems, fmt.Sprintf("delay rungs: depth unknown: %v", depthErr))
 	} else {
@@ -158,14 +171,77 @@ func tailerOf(t *tailer.Tailer, topic, function string, ingest bool) nodestatus.
 	return ts
 }
 
-// rungStatus lists the rungs shortest first, with their depth where depths has it and
-// this node's reader counts where it reads them.
-func (n *Node) rungStatus(depths map[string]int64) []nodestatus.Rung {
+// rungHead is a rung's oldest due time and lateness, from the heads of its partitions
+// with records waiting.
+type rungHead struct {
+	oldestDue *time.Time
+	lateness  *float64
+	// unknown says why oldestDue is unknown although records wait; empty otherwise.
+	unknown string
+}
+
+// rungHeads reads the head (the record at the group's commit, the oldest not done) of
+// every partition with records waiting on each rung in depths, with one direct
+// consumer (status.Peek: no group, no commits) within ctx, and computes each rung's
+// oldest due and its lateness as of taken as `kasync status --brokers` does
+// (status.Rung.ApplyPeeks). The offsets are those rungDepths listed: no second round
+// of ListOffsets. A rung absent from depths is absent here (its depth is unknown, and
+// named so).
+func (n *Node) rungHeads(ctx context.Context, depths map[string]rungDepth, taken time.Time) map[string]rungHead {
+	rungs := make(map[string]*status.Rung, len(depths))
+	var targets []status.PeekTarget
+	for _, rg := range n.rungGroups {
+		d, ok := depths[rg.name]
+		if !ok {
+			continue
+		}
+		r := &status.Rung{Topic: rg.topic, Partitions: d.partitions}
+		rungs[rg.name] = r
+		targets = append(targets, r.PeekTargets()...)
+	}
+	var peeked map[status.PeekTarget]status.Peeked
+	if len(targets) > 0 && ctx.Err() == nil {
+		peeked = status.Peek(ctx, n.clientCfg, targets)
+	}
+	out := make(map[string]rungHead, len(rungs))
+	for name, r := range rungs {
+		r.ApplyPeeks(peeked, taken)
+		h := rungHead{oldestDue: r.OldestDue, lateness: r.LatenessSeconds}
+		if h.oldestDue == nil && r.Waiting > 0 {
+			h.unknown = headUnknown(r, peeked)
+		}
+		out[name] = h
+	}
+	return out
+}
+
+// headUnknown says why r's oldest due is unknown: the first waiting partition whose
+// head was not read in time, or whose head has no kasync-due header kasync can read.
+func headUnknown(r *status.Rung, peeked map[status.PeekTarget]status.Peeked) string {
+	for _, t := range r.PeekTargets() {
+		rec, ok := peeked[t]
+		switch {
+		case !ok:
+			return fmt.Sprintf("the head of partition %d (offset %d) was not read before the snapshot's deadline", t.Partition, t.Offset)
+		case rec.Due.IsZero():
+			return fmt.Sprintf("the head of partition %d (offset %d) has no kasync-due header in unix milliseconds", t.Partition, t.Offset)
+		}
+	}
+	return "its heads were not read" // not reached: ApplyPeeks found one of the above
+}
+
+// rungStatus lists the rungs shortest first, with their depth where depths has it,
+// their oldest due and lateness where heads has them, and this node's reader counts
+// where it reads them.
+func (n *Node) rungStatus(depths map[string]rungDepth, heads map[string]rungHead) []nodestatus.Rung {
 	out := make([]nodestatus.Rung, 0, len(n.rungGroups))
 	for i, rg := range n.rungGroups {
 		r := nodestatus.Rung{Name: rg.name, Topic: rg.topic, DelaySeconds: n.cfg.Delay.Rungs[i].Std().Seconds()}
 		if d, ok := depths[rg.name]; ok {
-			r.Depth = &d
+			r.Depth = &d.depth
+		}
+		if h, ok := heads[rg.name]; ok {
+			r.OldestDue, r.LatenessSeconds = h.oldestDue, h.lateness
 		}
 		if i < len(n.rungReaders) {
 			s := n.rungReaders[i].Stats()

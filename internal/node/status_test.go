@@ -3,12 +3,16 @@ package node_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kasync/kasync/delaystreams"
+	"github.com/kasync/kasync/internal/config"
 	"github.com/kasync/kasync/internal/kafkatest"
 	"github.com/kasync/kasync/internal/node"
 	"github.com/kasync/kasync/internal/nodestatus"
@@ -88,4 +92,112 @@ func TestStatusAfterARunWithFailures(t *testing.T) {
 	st = nd.Status(t.Context())
 	require.Nil(t, st.DeadLetters.Latest, "a stopped node reads no dead letters")
 	require.Contains(t, strings.Join(st.Problems, "\n"), "latest dead letters: the node is stopping")
+}
+
+// TestStatusShowsRungHeads: on a node that reads no rung (no delay role), records wait
+// on the rungs. Status shows each rung's depth and the kasync-due of its oldest
+// record, to the millisecond, with its lateness: growing from snapshot to snapshot
+// once the record is past due, 0 while it is not due yet. A head without a kasync-due
+// header leaves the oldest due unknown, named in Problems; an empty rung has none.
+func TestStatusShowsRungHeads(t *testing.T) {
+	t.Parallel()
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.NewTopic(t, brokers, 1)
+	cfg := testConfig(t, brokers, topic, func(c *config.Config) {
+		c.Delay.Rungs = append(c.Delay.Rungs, config.Duration(time.Second))
+	})
+	nd := start(t, node.Options{Config: cfg, Roles: node.Roles{Scheduler: true, Tailer: true}})
+	rungs := nd.Status(t.Context()).Rungs
+	require.Len(t, rungs, 4)
+	for _, r := range rungs {
+		require.False(t, r.Reading, "no delay role: nobody reads %s", r.Name)
+	}
+
+	// Unix milliseconds, as kasync-due carries them.
+	soon := time.UnixMilli(time.Now().Add(300 * time.Millisecond).UnixMilli()).UTC()
+	later := time.UnixMilli(time.Now().Add(time.Hour).UnixMilli()).UTC()
+	onRung := func(rung int, due *time.Time) {
+		rec := &kgo.Record{Key: []byte("k"), Value: []byte("v")}
+		if due != nil {
+			rec.Headers = []kgo.RecordHeader{{Key: delaystreams.HeaderDue, Value: []byte(strconv.FormatInt(due.UnixMilli(), 10))}}
+		}
+		kafkatest.ProduceN(t, brokers, rungs[rung].Topic, 1, func(int) *kgo.Record { return rec })
+	}
+	onRung(0, &soon)
+	onRung(1, nil) // no kasync-due: not kasync's, or damaged
+	onRung(3, &later)
+
+	// lateAfter polls for a snapshot in which the broker answered for every rung (a
+	// loaded machine may miss a deadline now and then) and rung 0's lateness is more
+	// than above seconds; it fails with the last snapshot after a minute.
+	lateAfter := func(above float64, what string) node.Status {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for {
+			st := nd.Status(t.Context())
+			known := true
+			for _, r := range st.Rungs {
+				known = known && r.Depth != nil && (*r.Depth == 0 || r.Name == "50ms" || r.OldestDue != nil)
+			}
+			if r := st.Rungs[0]; known && r.LatenessSeconds != nil && *r.LatenessSeconds > above {
+				return st
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within a minute; the last snapshot's rungs: %s; problems: %v", what, rungsText(st.Rungs), st.Problems)
+			}
+			time.Sleep(20 * time.Millisecond) // a poll interval, not a wait for an outcome
+		}
+	}
+	first := lateAfter(0, "rung 20ms goes past due")
+	past := first.Rungs[0]
+	require.Equal(t, int64(1), *past.Depth)
+	require.Equal(t, soon, *past.OldestDue, "the head's kasync-due, to the millisecond")
+	require.InDelta(t, first.Taken.Sub(soon).Seconds(), *past.LatenessSeconds, 1e-9, "lateness is measured from the snapshot's time")
+
+	second := lateAfter(*past.LatenessSeconds, "lateness grows while nobody reads the rung")
+	require.Equal(t, soon, *second.Rungs[0].OldestDue, "the same head")
+
+	for _, st := range []node.Status{first, second} {
+		notDue := st.Rungs[3]
+		require.Equal(t, int64(1), *notDue.Depth)
+		require.Equal(t, later, *notDue.OldestDue)
+		require.Zero(t, *notDue.LatenessSeconds, "not due yet: not late")
+
+		empty := st.Rungs[2]
+		require.Zero(t, *empty.Depth)
+		require.Nil(t, empty.OldestDue, "nothing waits: no oldest due")
+		require.Nil(t, empty.LatenessSeconds)
+
+		bad := st.Rungs[1]
+		require.Equal(t, int64(1), *bad.Depth)
+		require.Nil(t, bad.OldestDue, "a head without kasync-due: unknown, not guessed")
+		require.Nil(t, bad.LatenessSeconds)
+		var rungProblems []string
+		for _, p := range st.Problems {
+			if strings.HasPrefix(p, "delay rung") {
+				rungProblems = append(rungProblems, p)
+			}
+		}
+		require.Len(t, rungProblems, 1, "%v", st.Problems)
+		require.Regexp(t, `^delay rung 50ms: oldest due unknown: the head of partition \d+ \(offset 0\) has no kasync-due header`, rungProblems[0])
+	}
+}
+
+// rungsText shows rungs with their pointers' values, for a failure message.
+func rungsText(rungs []nodestatus.Rung) string {
+	var b strings.Builder
+	for _, r := range rungs {
+		b.WriteString(r.Name + ":")
+		if r.Depth != nil {
+			b.WriteString(" depth " + strconv.FormatInt(*r.Depth, 10))
+		}
+		if r.OldestDue != nil {
+			b.WriteString(" oldest due " + r.OldestDue.Format(time.RFC3339Nano))
+		}
+		if r.LatenessSeconds != nil {
+			b.WriteString(" late " + strconv.FormatFloat(*r.LatenessSeconds, 'f', -1, 64) + "s")
+		}
+		b.WriteString("; ")
+	}
+	return b.String()
 }

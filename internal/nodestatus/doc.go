@@ -16,10 +16,10 @@
 //     empty list) and named in Problems, never reported as zero.
 //  3. The status API carries a snapshot unchanged: FromProto(ToProto(s)) == s, as Go
 //     values and as JSON, for every s in the form a node builds it; an unknown rung
-//     depth, unread dead letters and nil lists stay apart from zero and empty ones
-//     (TestProtoRoundTrip). ToProto always marshals (TestToProtoAlwaysMarshals).
+//     depth or oldest due, unread dead letters and nil lists stay apart from zero and
+//     empty ones (TestProtoRoundTrip). ToProto always marshals (TestToProtoAlwaysMarshals).
 //  4. FromProto never panics on any message; it refuses, naming the field, what no
 //     node sends (a timestamp out of range, a histogram whose counts do not fit its
-//     bounds), and what it accepts encodes and decodes again unchanged
+//     bounds, a rung's lateness without its oldest due or the reverse), and what it accepts encodes and decodes again unchanged
 //     (TestFromProtoRefusesMalformed, FuzzFromProto).
 package nodestatus

@@ -52,8 +52,12 @@ func ToProto(s Status) *kasyncv1.NodeStatus {
 		out.Tailers = append(out.Tailers, pt)
 	}
 	for _, r := range s.Rungs {
-		out.Rungs = append(out.Rungs, &kasyncv1.NodeStatus_Rung{Name: valid(r.Name), Topic: valid(r.Topic), DelaySeconds: r.DelaySeconds,
-			Depth: r.Depth, Reading: r.Reading, Held: r.Held, InFlight: r.InFlight})
+		pr := &kasyncv1.NodeStatus_Rung{Name: valid(r.Name), Topic: valid(r.Topic), DelaySeconds: r.DelaySeconds,
+			Depth: r.Depth, Reading: r.Reading, Held: r.Held, InFlight: r.InFlight, LatenessSeconds: r.LatenessSeconds}
+		if r.OldestDue != nil {
+			pr.OldestDue = timestamppb.New(*r.OldestDue)
+		}
+		out.Rungs = append(out.Rungs, pr)
 	}
 	for _, c := range s.DeadLetters.Counts {
 		out.DeadLetters.Counts = append(out.DeadLetters.Counts, &kasyncv1.NodeStatus_DeadLetterCount{Function: valid(c.Function), Reason: valid(c.Reason), Count: c.Count})
@@ -128,12 +132,25 @@ func FromProto(p *kasyncv1.NodeStatus) (Status, error) {
 		}
 		s.Tailers = append(s.Tailers, t)
 	}
-	for _, pr := range p.GetRungs() {
+	for i, pr := range p.GetRungs() {
+		field := fmt.Sprintf("rungs[%d]", i)
 		r := Rung{Name: pr.GetName(), Topic: pr.GetTopic(), DelaySeconds: pr.GetDelaySeconds(), Reading: pr.GetReading(),
 			Held: pr.GetHeld(), InFlight: pr.GetInFlight()}
 		if pr.Depth != nil {
 			d := pr.GetDepth()
 			r.Depth = &d
+		}
+		if pr.GetOldestDue() != nil {
+			t := at(field+".oldest_due", pr.GetOldestDue())
+			r.OldestDue = &t
+		}
+		if pr.LatenessSeconds != nil {
+			l := pr.GetLatenessSeconds()
+			r.LatenessSeconds = &l
+		}
+		// A node sets both or neither: lateness is measured from the oldest due time.
+		if (r.OldestDue == nil) != (r.LatenessSeconds == nil) {
+			errs = append(errs, fmt.Errorf("%s: oldest_due and lateness_seconds come together; got only one of them", field))
 		}
 		s.Rungs = append(s.Rungs, r)
 	}

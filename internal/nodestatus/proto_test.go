@@ -19,6 +19,8 @@ func full() nodestatus.Status {
 	at := time.Date(2026, 11, 22, 17, 40, 22, 123456789, time.UTC)
 	held, since := at.Add(3*time.Second), at.Add(-time.Minute)
 	depth, zero := int64(42), int64(0)
+	due, late, notLate := at.Add(-1500*time.Millisecond), 1.5, 0.0
+	later := at.Add(time.Hour)
 	return nodestatus.Status{
 		Taken:    at,
 		Roles:    []string{"scheduler", "tailer", "delay"},
@@ -37,9 +39,11 @@ func full() nodestatus.Status {
 				Partitions: []nodestatus.Partition{}},
 		},
 		Rungs: []nodestatus.Rung{
-			{Name: "30s", Topic: "kasync.delay.30s", DelaySeconds: 30, Depth: &depth, Reading: true, Held: 40, InFlight: 2},
+			{Name: "30s", Topic: "kasync.delay.30s", DelaySeconds: 30, Depth: &depth, Reading: true, Held: 40, InFlight: 2,
+				OldestDue: &due, LatenessSeconds: &late},
 			{Name: "1m", Topic: "kasync.delay.1m", DelaySeconds: 60, Depth: &zero},
 			{Name: "5m", Topic: "kasync.delay.5m", DelaySeconds: 300},
+			{Name: "30m", Topic: "kasync.delay.30m", DelaySeconds: 1800, Depth: &depth, OldestDue: &later, LatenessSeconds: &notLate},
 		},
 		DeadLetters: nodestatus.DeadLetters{
 			Topic:  "kasync.dead-letter",
@@ -103,9 +107,13 @@ func TestFromProtoRefusesMalformed(t *testing.T) {
 	bad := nodestatus.ToProto(full())
 	bad.Taken = &timestamppb.Timestamp{Seconds: math.MaxInt64}
 	bad.Functions[0].Durations.Counts = bad.Functions[0].Durations.Counts[:1]
+	bad.Rungs[0].OldestDue = &timestamppb.Timestamp{Nanos: -1}
+	bad.Rungs[3].OldestDue = nil // its lateness stays
 	_, err := nodestatus.FromProto(bad)
 	require.ErrorContains(t, err, "taken:")
 	require.ErrorContains(t, err, "functions[0].durations: 1 counts for 3 bounds")
+	require.ErrorContains(t, err, "rungs[0].oldest_due:")
+	require.ErrorContains(t, err, "rungs[3]: oldest_due and lateness_seconds come together")
 }
 
 // FuzzFromProto: whatever bytes arrive as a NodeStatus, decoding never panics, and

@@ -117,6 +117,15 @@ type Rung struct {
 	// Depth is the records waiting on the rung, over the whole cluster: the topic's end
 	// offsets minus its readers' group commits. Nil when the broker did not answer.
 	Depth *int64 `json:"depth"`
+	// OldestDue is the earliest kasync-due time of the heads (the oldest records not
+	// done) of the rung's partitions with records waiting, read from the broker: each
+	// partition of a rung is ordered by due time, so that is when the rung's oldest
+	// record is due. Nil when nothing waits, or when it could not be read (named in
+	// Problems; an unknown Depth makes it unknown too).
+	OldestDue *time.Time `json:"oldest_due"`
+	// LatenessSeconds is Taken minus OldestDue when that is past, else 0: how long the
+	// rung's oldest record has been due and not done. Nil with OldestDue.
+	LatenessSeconds *float64 `json:"lateness_seconds"`
 	// Reading is true when this node runs a reader of the rung (the delay role); Held
 	// and InFlight are then its counts: records it holds until they are due, and
 	// records it read and has not finished.

@@ -82,7 +82,7 @@ func Collect(ctx context.Context, cc kafka.ClientConfig, req Request) (*Report, 
 	}
 	peekCtx, cancel := context.WithTimeout(ctx, peekTimeout)
 	defer cancel()
-	report.ApplyPeeks(peek(peekCtx, cc, report.PeekTargets()))
+	report.ApplyPeeks(Peek(peekCtx, cc, report.PeekTargets()))
 	report.Brokers = slices.Clone(cc.Brokers)
 	return report, nil
 }

@@ -248,10 +248,8 @@ func (r *Report) PeekTargets() []PeekTarget {
 		}
 	}
 	for _, rung := range r.Rungs {
-		for _, p := range rung.Partitions {
-			if p.Waiting > 0 {
-				set[PeekTarget{rung.Topic, p.Partition, ReadFrom(p.Committed, p.LogStart)}] = true
-			}
+		for _, pt := range rung.PeekTargets() {
+			set[pt] = true
 		}
 	}
 	out := make([]PeekTarget, 0, len(set))
@@ -284,17 +282,40 @@ func (r *Report) ApplyPeeks(peeked map[PeekTarget]Peeked) {
 		t.summarize()
 	}
 	for i := range r.Rungs {
-		rung := &r.Rungs[i]
-		for j := range rung.Partitions {
-			p := &rung.Partitions[j]
-			if p.Waiting == 0 {
-				continue
-			}
-			p.Due = nil
-			if rec, ok := peeked[PeekTarget{rung.Topic, p.Partition, ReadFrom(p.Committed, p.LogStart)}]; ok && !rec.Due.IsZero() {
-				p.Due = new(rec.Due.UTC())
-			}
-		}
-		rung.summarize(r.Time)
+		r.Rungs[i].ApplyPeeks(peeked, r.Time)
 	}
+}
+
+// PeekTargets are the heads of r's partitions with records waiting (the record at
+// ReadFrom, the oldest not done), by partition: the records whose kasync-due times
+// give r's OldestDue. A running node asks for them too (internal/node's Status), from
+// the offsets it lists for the rung's depth.
+func (r *Rung) PeekTargets() []PeekTarget {
+	var out []PeekTarget
+	for _, p := range r.Partitions {
+		if p.Waiting > 0 {
+			out = append(out, PeekTarget{r.Topic, p.Partition, ReadFrom(p.Committed, p.LogStart)})
+		}
+	}
+	return out
+}
+
+// ApplyPeeks sets the due time of each of r's partitions with records waiting from
+// its head in peeked (unknown when the head is not there or has no kasync-due), then
+// r's Waiting, OldestDue and, as of now, LatenessSeconds: now minus OldestDue, at
+// least 0. OldestDue is unknown (nil) when any waiting partition's due time is, as a
+// later due time of the others would be a guess of the earliest; it is nil too when
+// nothing waits.
+func (r *Rung) ApplyPeeks(peeked map[PeekTarget]Peeked, now time.Time) {
+	for j := range r.Partitions {
+		p := &r.Partitions[j]
+		if p.Waiting == 0 {
+			continue
+		}
+		p.Due = nil
+		if rec, ok := peeked[PeekTarget{r.Topic, p.Partition, ReadFrom(p.Committed, p.LogStart)}]; ok && !rec.Due.IsZero() {
+			p.Due = new(rec.Due.UTC())
+		}
+	}
+	r.summarize(now)
 }

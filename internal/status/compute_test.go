@@ -125,6 +125,47 @@ func TestApplyPeeks(t *testing.T) {
 	require.Equal(t, 0.0, *r.Rungs[0].LatenessSeconds)
 }
 
+// TestRungApplyPeeks: one rung on its own, as a node computes it from the offsets it
+// lists: the heads of the partitions with records waiting are the targets; the oldest
+// due is the earliest of their kasync-due times, unknown when any is; lateness is
+// never negative; nothing waiting is no oldest due.
+func TestRungApplyPeeks(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	rung := func() Rung {
+		return Rung{Topic: "r.1m", Partitions: []RungPartition{
+			{Partition: 0, Committed: 7, LogStart: 0, LogEnd: 9, Waiting: 2},
+			{Partition: 1, Committed: -1, LogStart: 3, LogEnd: 3, Waiting: 0},
+			{Partition: 2, Committed: 1, LogStart: 4, LogEnd: 5, Waiting: 1}, // retention took the commit
+		}}
+	}
+	r := rung()
+	require.Equal(t, []PeekTarget{{"r.1m", 0, 7}, {"r.1m", 2, 4}}, r.PeekTargets())
+
+	r.ApplyPeeks(map[PeekTarget]Peeked{{"r.1m", 0, 7}: {Due: now.Add(-1500 * time.Millisecond)}, {"r.1m", 2, 4}: {Due: now.Add(time.Second)}}, now)
+	require.Equal(t, int64(3), r.Waiting)
+	require.Equal(t, now.Add(-1500*time.Millisecond), *r.OldestDue)
+	require.Equal(t, time.UTC, r.OldestDue.Location())
+	require.Equal(t, 1.5, *r.LatenessSeconds)
+	require.Nil(t, r.Partitions[1].Due, "nothing waits there")
+
+	r = rung()
+	r.ApplyPeeks(map[PeekTarget]Peeked{{"r.1m", 0, 7}: {Due: now.Add(time.Minute)}, {"r.1m", 2, 4}: {Due: now.Add(time.Hour)}}, now)
+	require.Equal(t, now.Add(time.Minute), *r.OldestDue)
+	require.Equal(t, 0.0, *r.LatenessSeconds, "not due yet: not late")
+
+	r = rung()
+	r.ApplyPeeks(map[PeekTarget]Peeked{{"r.1m", 2, 4}: {Due: now.Add(-time.Hour)}}, now)
+	require.Nil(t, r.OldestDue, "partition 0's head was not read: its due time might be the earliest")
+	require.Nil(t, r.LatenessSeconds)
+
+	r = Rung{Topic: "r.1m", Partitions: []RungPartition{{Partition: 0, Committed: 9, LogEnd: 9}}}
+	require.Empty(t, r.PeekTargets())
+	r.ApplyPeeks(nil, now)
+	require.Nil(t, r.OldestDue, "nothing waits: no oldest due")
+	require.Nil(t, r.LatenessSeconds)
+}
+
 func TestLooksLikeKasync(t *testing.T) {
 	t.Parallel()
 	rungs := map[string]bool{"kasync.delay.30s": true}

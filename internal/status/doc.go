@@ -5,12 +5,13 @@
 // The pure part has no I/O and no clock of its own: Lag and ReadFrom (compute.go) are
 // the arithmetic of offsets; NewTailer, NewRung and NewDeadLetter build rows from a
 // group's committed offsets and the topics' log offsets; PeekTargets says which records
-// the ages and due times need and ApplyPeeks fills them in, as of Report.Time;
-// LooksLikeKasync, IsIngest and FindRungs (discover.go) pick kasync's groups (marking
+// the ages and due times need and ApplyPeeks fills them in, as of Report.Time
+// (Rung.PeekTargets and Rung.ApplyPeeks do it for one rung: a running node computes
+// its rungs' oldest due and lateness with them, internal/node's Status); LooksLikeKasync, IsIngest and FindRungs (discover.go) pick kasync's groups (marking
 // ingest tailers', which read a function's kasync.fn.<function>) and rung topics out
 // of a cluster's; WriteTable and WriteJSON (table.go) render. Collect (collect.go,
 // peek.go) is the Kafka shell around them: kadm requests and one short-lived direct
-// consumer.
+// consumer, Peek, which reads the records PeekTargets names.
 //
 // A running node's own snapshot (`kasync status --node`, from its gRPC status API) is
 // a nodestatus.Status, not a Report: it has what brokers cannot tell (functions'

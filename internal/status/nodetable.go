@@ -69,18 +69,21 @@ func WriteNodeTable(w io.Writer, addr string, s *nodestatus.Status) error {
 		p.f("(none on this node: it runs no tailer role)\n")
 	}
 
-	p.f("\nDELAY RUNGS (waiting: records on the rung, over the whole cluster; held, in flight: this node's reader)\n")
-	p.f("RUNG\tTOPIC\tWAITING\tREADING\tHELD\tIN FLIGHT\n")
+	p.f("\nDELAY RUNGS (waiting: records on the rung, over the whole cluster; oldest due: of its oldest record; held, in flight: this node's reader)\n")
+	p.f("RUNG\tTOPIC\tWAITING\tOLDEST DUE\tLATE\tREADING\tHELD\tIN FLIGHT\n")
 	for _, r := range s.Rungs {
-		waiting := "-"
+		waiting, due := "-", "-" // unknown, or for the oldest due also nothing waiting
 		if r.Depth != nil {
 			waiting = strconv.FormatInt(*r.Depth, 10)
+		}
+		if r.OldestDue != nil {
+			due = r.OldestDue.UTC().Format(TimeLayout)
 		}
 		held, inFlight := "-", "-"
 		if r.Reading {
 			held, inFlight = strconv.FormatInt(r.Held, 10), strconv.FormatInt(r.InFlight, 10)
 		}
-		p.f("%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Topic, waiting, yesNo(r.Reading), held, inFlight)
+		p.f("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Topic, waiting, due, seconds(r.LatenessSeconds), yesNo(r.Reading), held, inFlight)
 	}
 	if len(s.Rungs) == 0 {
 		p.f("(none: this node reads no Kafka)\n")

@@ -16,6 +16,7 @@ func sampleNode() *nodestatus.Status {
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	since, held := at.Add(-time.Minute), at.Add(2*time.Second)
 	depth := int64(42)
+	due, late := at.Add(-1500*time.Millisecond), 1.5
 	return &nodestatus.Status{
 		Taken: at, Roles: []string{"scheduler", "tailer", "delay"},
 		NotReady: []string{"tailer t: not a member of consumer group kasync.t yet"},
@@ -31,7 +32,8 @@ func sampleNode() *nodestatus.Status {
 				Partitions: []nodestatus.Partition{}},
 		},
 		Rungs: []nodestatus.Rung{
-			{Name: "30s", Topic: "kasync.delay.30s", DelaySeconds: 30, Depth: &depth, Reading: true, Held: 40, InFlight: 41},
+			{Name: "30s", Topic: "kasync.delay.30s", DelaySeconds: 30, Depth: &depth, Reading: true, Held: 40, InFlight: 41,
+				OldestDue: &due, LatenessSeconds: &late},
 			{Name: "1m", Topic: "kasync.delay.1m", DelaySeconds: 60},
 		},
 		DeadLetters: nodestatus.DeadLetters{Topic: "kasync.dead-letter",
@@ -71,8 +73,9 @@ func TestWriteNodeTable(t *testing.T) {
 	require.Equal(t, "orders source orders charge kasync.orders yes 9 0 123 4.5s", find("orders source orders charge kasync.orders yes 9 0"))
 	require.Equal(t, "orders source orders charge kasync.orders yes 9 1 0 0s", find("orders source orders charge kasync.orders yes 9 1"))
 	require.Equal(t, "kasync.fn.charge ingest kasync.fn.charge charge kasync.fn.charge no 0 - - -", find("kasync.fn.charge "))
-	require.Equal(t, "30s kasync.delay.30s 42 yes 40 41", find("30s "))
-	require.Equal(t, "1m kasync.delay.1m - no - -", find("1m "), "depth unknown is not 0")
+	require.Equal(t, "RUNG TOPIC WAITING OLDEST DUE LATE READING HELD IN FLIGHT", find("RUNG "))
+	require.Equal(t, "30s kasync.delay.30s 42 2026-01-02T03:04:03.500Z 1.5s yes 40 41", find("30s "))
+	require.Equal(t, "1m kasync.delay.1m - - - no - -", find("1m "), "depth and oldest due unknown are not 0")
 	require.Equal(t, "DEAD LETTERS kasync.dead-letter (written by this node since it started)", find("DEAD LETTERS"))
 	require.Equal(t, "charge fatal 5", find("charge fatal"))
 	require.Equal(t, "- unknown-function 1", find("- unknown-function"))

@@ -19,12 +19,14 @@ const (
 	peekPartitionBytes = 64 << 10
 )
 
-// peek reads the first record at or after each target with direct consumers (no
-// group, no commits), until every target is read or ctx ends, and returns what it read.
-// A target whose partition fails or does not answer in time is left out: its age or
-// due time is then unknown, never a guess. A partition with two targets (two groups at
-// different offsets) is read once per target, in rounds, one client at a time.
-func peek(ctx context.Context, cc kafka.ClientConfig, targets []PeekTarget) map[PeekTarget]Peeked {
+// Peek reads the first record at or after each target with direct consumers (no
+// group, no commits, closed before it returns), until every target is read or ctx
+// ends, and returns what it read. A target whose partition fails or does not answer in
+// time is left out: its age or due time is then unknown, never a guess. A partition
+// with two targets (two groups at different offsets) is read once per target, in
+// rounds, one client at a time. cc's Logger is not used: a peek that fails is an
+// unknown fact, not a log line.
+func Peek(ctx context.Context, cc kafka.ClientConfig, targets []PeekTarget) map[PeekTarget]Peeked {
 	out := make(map[PeekTarget]Peeked, len(targets))
 	for _, round := range peekRounds(targets) {
 		if ctx.Err() != nil {

@@ -58,6 +58,19 @@
     return d === null || d === undefined ? 'unknown' : String(d);
   }
 
+  // oldestDue and lateness: '—' when nothing waits, 'unknown' when it was not read.
+  function nothingWaits(r) {
+    return r.depth === 0 ? '—' : 'unknown';
+  }
+
+  function oldestDue(r) {
+    return r.oldest_due ? when(r.oldest_due) : nothingWaits(r);
+  }
+
+  function lateness(r) {
+    return typeof r.lateness_seconds === 'number' ? seconds(r.lateness_seconds) : nothingWaits(r);
+  }
+
   function functionName(s) {
     return s ? s : '(none)';
   }
@@ -187,9 +200,10 @@
     fill('rungs', (st.rungs || []).map(function (r) {
       return row([
         cell(r.name), cell(r.topic), cell(depth(r.depth), { cls: 'n' }),
+        cell(oldestDue(r)), cell(lateness(r), { cls: 'n' }),
         cell(r.reading ? String(r.held) : '—', { cls: 'n' }), cell(r.reading ? String(r.in_flight) : '—', { cls: 'n' })
       ]);
-    }), 5, 'no delay rungs on this node');
+    }), 7, 'no delay rungs on this node');
   }
 
   function renderDeadLetters(st) {

@@ -649,11 +649,18 @@ type NodeStatus_Rung struct {
 	Depth *int64 `protobuf:"varint,4,opt,name=depth,proto3,oneof" json:"depth,omitempty"`
 	// reading is true when this node runs a reader of the rung; held and in_flight are
 	// then its counts.
-	Reading       bool  `protobuf:"varint,5,opt,name=reading,proto3" json:"reading,omitempty"`
-	Held          int64 `protobuf:"varint,6,opt,name=held,proto3" json:"held,omitempty"`
-	InFlight      int64 `protobuf:"varint,7,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Reading  bool  `protobuf:"varint,5,opt,name=reading,proto3" json:"reading,omitempty"`
+	Held     int64 `protobuf:"varint,6,opt,name=held,proto3" json:"held,omitempty"`
+	InFlight int64 `protobuf:"varint,7,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
+	// oldest_due is the earliest kasync-due time of the heads (oldest records not
+	// done) of the rung's partitions with records waiting; absent when nothing waits or
+	// it could not be read (see problems).
+	OldestDue *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=oldest_due,json=oldestDue,proto3" json:"oldest_due,omitempty"`
+	// lateness_seconds is taken minus oldest_due when that is past, else 0; present
+	// exactly when oldest_due is.
+	LatenessSeconds *float64 `protobuf:"fixed64,9,opt,name=lateness_seconds,json=latenessSeconds,proto3,oneof" json:"lateness_seconds,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *NodeStatus_Rung) Reset() {
@@ -731,6 +738,20 @@ func (x *NodeStatus_Rung) GetHeld() int64 {
 func (x *NodeStatus_Rung) GetInFlight() int64 {
 	if x != nil {
 		return x.InFlight
+	}
+	return 0
+}
+
+func (x *NodeStatus_Rung) GetOldestDue() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OldestDue
+	}
+	return nil
+}
+
+func (x *NodeStatus_Rung) GetLatenessSeconds() float64 {
+	if x != nil && x.LatenessSeconds != nil {
+		return *x.LatenessSeconds
 	}
 	return 0
 }
@@ -990,7 +1011,7 @@ var File_kasync_v1_status_proto protoreflect.FileDescriptor
 const file_kasync_v1_status_proto_rawDesc = "" +
 	"\n" +
 	"\x16kasync/v1/status.proto\x12\tkasync.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x12\n" +
-	"\x10GetStatusRequest\"\x88\x11\n" +
+	"\x10GetStatusRequest\"\x88\x12\n" +
 	"\n" +
 	"NodeStatus\x120\n" +
 	"\x05taken\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05taken\x12\x14\n" +
@@ -1044,7 +1065,7 @@ const file_kasync_v1_status_proto_rawDesc = "" +
 	"\vlag_records\x18\x02 \x01(\x03R\n" +
 	"lagRecords\x12\x1f\n" +
 	"\vlag_seconds\x18\x03 \x01(\x01R\n" +
-	"lagSeconds\x1a\xc5\x01\n" +
+	"lagSeconds\x1a\xc5\x02\n" +
 	"\x04Rung\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05topic\x18\x02 \x01(\tR\x05topic\x12#\n" +
@@ -1052,8 +1073,12 @@ const file_kasync_v1_status_proto_rawDesc = "" +
 	"\x05depth\x18\x04 \x01(\x03H\x00R\x05depth\x88\x01\x01\x12\x18\n" +
 	"\areading\x18\x05 \x01(\bR\areading\x12\x12\n" +
 	"\x04held\x18\x06 \x01(\x03R\x04held\x12\x1b\n" +
-	"\tin_flight\x18\a \x01(\x03R\binFlightB\b\n" +
-	"\x06_depth\x1a\xbd\x01\n" +
+	"\tin_flight\x18\a \x01(\x03R\binFlight\x129\n" +
+	"\n" +
+	"oldest_due\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\toldestDue\x12.\n" +
+	"\x10lateness_seconds\x18\t \x01(\x01H\x01R\x0flatenessSeconds\x88\x01\x01B\b\n" +
+	"\x06_depthB\x13\n" +
+	"\x11_lateness_seconds\x1a\xbd\x01\n" +
 	"\vDeadLetters\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12=\n" +
 	"\x06counts\x18\x02 \x03(\v2%.kasync.v1.NodeStatus.DeadLetterCountR\x06counts\x128\n" +
@@ -1116,16 +1141,17 @@ var file_kasync_v1_status_proto_depIdxs = []int32{
 	4,  // 7: kasync.v1.NodeStatus.Function.storm_guard:type_name -> kasync.v1.NodeStatus.StormGuard
 	11, // 8: kasync.v1.NodeStatus.StormGuard.since:type_name -> google.protobuf.Timestamp
 	6,  // 9: kasync.v1.NodeStatus.Tailer.partitions:type_name -> kasync.v1.NodeStatus.Partition
-	9,  // 10: kasync.v1.NodeStatus.DeadLetters.counts:type_name -> kasync.v1.NodeStatus.DeadLetterCount
-	10, // 11: kasync.v1.NodeStatus.DeadLetters.latest:type_name -> kasync.v1.NodeStatus.DeadLetter
-	11, // 12: kasync.v1.NodeStatus.DeadLetter.time:type_name -> google.protobuf.Timestamp
-	0,  // 13: kasync.v1.Node.GetStatus:input_type -> kasync.v1.GetStatusRequest
-	1,  // 14: kasync.v1.Node.GetStatus:output_type -> kasync.v1.NodeStatus
-	14, // [14:15] is the sub-list for method output_type
-	13, // [13:14] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	11, // 10: kasync.v1.NodeStatus.Rung.oldest_due:type_name -> google.protobuf.Timestamp
+	9,  // 11: kasync.v1.NodeStatus.DeadLetters.counts:type_name -> kasync.v1.NodeStatus.DeadLetterCount
+	10, // 12: kasync.v1.NodeStatus.DeadLetters.latest:type_name -> kasync.v1.NodeStatus.DeadLetter
+	11, // 13: kasync.v1.NodeStatus.DeadLetter.time:type_name -> google.protobuf.Timestamp
+	0,  // 14: kasync.v1.Node.GetStatus:input_type -> kasync.v1.GetStatusRequest
+	1,  // 15: kasync.v1.Node.GetStatus:output_type -> kasync.v1.NodeStatus
+	15, // [15:16] is the sub-list for method output_type
+	14, // [14:15] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_kasync_v1_status_proto_init() }

@@ -564,7 +564,9 @@ func TestLagOfAPartitionNeverRead(t *testing.T) {
 	kafkatest.ProduceN(t, f.brokers, f.topic, n, func(i int) *kgo.Record {
 		return &kgo.Record{Topic: f.topic, Key: []byte("one key, one partition"), Value: []byte("e-" + strconv.Itoa(i))}
 	})
-	exec := func(context.Context, *scheduler.Workload, time.Duration) scheduler.Outcome { return scheduler.Success() }
+	exec := func(context.Context, *scheduler.Workload, time.Duration) scheduler.Outcome {
+		return scheduler.Success()
+	}
 	r := start(t, f.config("never-read", localScheduler(t, exec, 0), newStore(t, vfs.NewMem())))
 	require.Eventually(t, func() bool { return r.Stats().Succeeded == n }, 30*time.Second, time.Millisecond)
 	require.Eventually(t, func() bool {

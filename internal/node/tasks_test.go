@@ -174,16 +174,18 @@ func TestGetTaskWalksToSuccess(t *testing.T) {
 }
 
 // TestFailingSubmittedTaskShowsItsError: a task whose function always fails shows
-// RETRIABLE_FAILURE with its error and next due time while it waits on a rung (a 500ms
-// backoff keeps it there long enough for GetTask, polled every few milliseconds, to see
-// it), then FATAL_FAILURE (exhausted) with the last error, after max_attempts attempts.
+// RETRIABLE_FAILURE with its error and next due time while it waits on a rung, then
+// FATAL_FAILURE (exhausted) with the last error, after max_attempts attempts. The index
+// keeps only the latest state, so the backoff is the window in which GetTask, polled
+// every few milliseconds, must see RETRIABLE_FAILURE: 500ms was missed once under -race
+// on a loaded machine; 3s leaves room for a stall of the poller or the node.
 func TestFailingSubmittedTaskShowsItsError(t *testing.T) {
 	t.Parallel()
 	tc, cfg := submitNode(t, "failing", func(context.Context, *kruntime.Task) error {
 		return errors.New("boom: the card was declined")
 	}, func(c *config.Config) {
 		c.StormGuard.Disabled = true
-		c.Functions[0].Retry = config.Retry{MaxAttempts: 2, Backoff: []config.Duration{config.Duration(500 * time.Millisecond)}}
+		c.Functions[0].Retry = config.Retry{MaxAttempts: 2, Backoff: []config.Duration{config.Duration(3 * time.Second)}}
 	})
 	resp, err := tc.Submit(ctxT(t), &kasyncv1.SubmitRequest{Function: "failing", Payload: []byte("x")})
 	require.NoError(t, err)

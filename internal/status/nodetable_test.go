@@ -55,16 +55,7 @@ func TestWriteNodeTable(t *testing.T) {
 	require.NoError(t, WriteNodeTable(&b, "127.0.0.1:7070", sampleNode()))
 	out := b.String()
 	lines := strings.Split(out, "\n")
-	find := func(prefix string) string {
-		t.Helper()
-		for _, l := range lines {
-			if l = strings.Join(strings.Fields(l), " "); strings.HasPrefix(l, prefix) {
-				return l
-			}
-		}
-		t.Fatalf("no line starting %q in\n%s", prefix, out)
-		return ""
-	}
+	find := lineFinder(t, out)
 	require.Equal(t, "kasync status: from node 127.0.0.1:7070 (roles: scheduler, tailer, delay) at 2026-01-02T03:04:05.000Z", lines[0])
 	require.Equal(t, "charge default 12/64 3 7 1000 20 5 ON since 2026-01-02T03:03:05.000Z, 90/100 failed, 2 trips", find("charge default"))
 	require.Equal(t, "remote default -/8 - - - - - -", find("remote "), "no scheduler here: no counters")

@@ -37,16 +37,7 @@ func TestWriteTable(t *testing.T) {
 	require.NoError(t, WriteTable(&b, sampleReport(), "kasync dlq list --config node.yaml"))
 	out := b.String()
 	lines := strings.Split(out, "\n")
-	find := func(prefix string) string {
-		t.Helper()
-		for _, l := range lines {
-			if l = strings.Join(strings.Fields(l), " "); strings.HasPrefix(l, prefix) {
-				return l
-			}
-		}
-		t.Fatalf("no line starting %q in\n%s", prefix, out)
-		return ""
-	}
+	find := lineFinder(t, out)
 	require.Equal(t, "kasync status: from brokers b1:9092,b2:9092 at 2026-01-02T03:04:05.000Z", lines[0])
 	require.Equal(t, "TAILER KIND GROUP STATE MEMBERS TOPIC PARTITION COMMITTED END LAG AGE", find("TAILER "))
 	require.Equal(t, "orders source kasync.orders Stable 2 src 0 4 10 6 1h0m2s", find("orders source kasync.orders Stable 2 src 0"))
@@ -92,4 +83,19 @@ func TestSeconds(t *testing.T) {
 		require.Equal(t, want, seconds(&in), "%v", in)
 	}
 	require.Equal(t, "-", seconds(nil))
+}
+
+// lineFinder returns a function that finds the first line of out starting with prefix,
+// its runs of spaces (table padding) squeezed to one, and fails the test without one.
+func lineFinder(t *testing.T, out string) func(prefix string) string {
+	return func(prefix string) string {
+		t.Helper()
+		for _, l := range strings.Split(out, "\n") {
+			if l = strings.Join(strings.Fields(l), " "); strings.HasPrefix(l, prefix) {
+				return l
+			}
+		}
+		t.Fatalf("no line starting %q in\n%s", prefix, out)
+		return ""
+	}
 }

@@ -73,7 +73,11 @@ func refusedAsStale(err error) bool {
 func (t *Tailer) commit(ctx context.Context) error {
 	t.commitMu.Lock()
 	defer t.commitMu.Unlock()
-	t.sinceCommit.Store(0)
+	// The completions counted so far are in the snapshot below (a record is marked done
+	// in its window before it is counted): once it is synced, a crash no longer runs them
+	// again, and pollLoop may read that many more.
+	taken := t.sinceCommit.Swap(0)
+	t.writing.Add(taken)
 	t.mu.Lock()
 	parts := make([]*partition, 0, len(t.parts))
 	for _, p := range t.parts {
@@ -92,7 +96,13 @@ func (t *Tailer) commit(ctx context.Context) error {
 		}
 		p.mu.Unlock()
 	}
-	err := t.writeCheckpoints(ctx, states, true)
+	synced, err := t.writeCheckpoints(ctx, states, true)
+	t.writing.Add(-taken)
+	if synced {
+		notify(t.room)
+	} else {
+		t.sinceCommit.Add(taken) // still to be made durable, by the next write
+	}
 	if err != nil {
 		// Write them again next time.
 		for p := range states {
@@ -106,11 +116,12 @@ func (t *Tailer) commit(ctx context.Context) error {
 
 // writeCheckpoints makes states durable in the store (one sync) and then, if toGroup,
 // commits their watermarks to the consumer group as the hand-off copy for the next
-// owner. The caller holds commitMu, so a revocation cannot interleave: no commit for a
+// owner. synced reports whether the store synced them, even if the group commit then
+// failed. The caller holds commitMu, so a revocation cannot interleave: no commit for a
 // partition lands after the partition was released.
-func (t *Tailer) writeCheckpoints(ctx context.Context, states map[*partition]checkpoint.State, toGroup bool) error {
+func (t *Tailer) writeCheckpoints(ctx context.Context, states map[*partition]checkpoint.State, toGroup bool) (synced bool, _ error) {
 	if len(states) == 0 {
-		return nil
+		return true, nil
 	}
 	offsets := make(map[int32]kgo.EpochOffset, len(states))
 	for p, st := range states {
@@ -118,10 +129,10 @@ func (t *Tailer) writeCheckpoints(ctx context.Context, states map[*partition]che
 		offsets[p.key.Partition] = kgo.EpochOffset{Epoch: -1, Offset: st.Watermark}
 	}
 	if err := t.cfg.Store.Flush(ctx); err != nil {
-		return fmt.Errorf("tailer %s: flush checkpoints: %w", t.cfg.Name, err)
+		return false, fmt.Errorf("tailer %s: flush checkpoints: %w", t.cfg.Name, err)
 	}
 	if !toGroup {
-		return nil
+		return true, nil
 	}
 	var commitErr error
 	t.cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{t.cfg.Topic: offsets},
@@ -139,7 +150,7 @@ func (t *Tailer) writeCheckpoints(ctx context.Context, states map[*partition]che
 			}
 		})
 	if commitErr != nil {
-		return fmt.Errorf("tailer %s: commit to group %s: %w", t.cfg.Name, t.cfg.Group, commitErr)
+		return true, fmt.Errorf("tailer %s: commit to group %s: %w", t.cfg.Name, t.cfg.Group, commitErr)
 	}
-	return nil
+	return true, nil
 }

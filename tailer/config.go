@@ -100,7 +100,10 @@ type Config struct {
 	// CommitInterval is how often checkpoints are written (default 1s); CommitCount
 	// completed records since the last commit request one earlier (default 10000). A
 	// store with a minimum sync interval (checkpoint.PebbleOptions.MinSyncInterval) may
-	// hold that early commit until its next sync slot.
+	// hold that early commit until its next sync slot; meanwhile the tailer reads no
+	// more once CommitCount completions wait for a sync (on top of MaxInFlight), so a
+	// crash re-runs at most MaxInFlight + CommitCount records. That also caps a
+	// tailer's rate near (MaxInFlight + CommitCount) per write.
 	CommitInterval time.Duration
 	CommitCount    int
 

@@ -455,6 +455,49 @@ func TestInFlightIsBounded(t *testing.T) {
 	})
 }
 
+// stuckStore is a checkpoint store whose Flush waits, while stuck is open, until it is
+// closed or the flush's context ends: a sync that is slow (or held for its slot).
+type stuckStore struct {
+	checkpoint.Store
+	stuck chan struct{}
+}
+
+func (s *stuckStore) Flush(ctx context.Context) error {
+	select {
+	case <-s.stuck:
+		return s.Store.Flush(ctx)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestUndurableWorkIsBounded: while no checkpoint write syncs, a tailer reads no more
+// than MaxInFlight + CommitCount records, however fast they complete, so that is what a
+// crash can make run again (invariant 2); once a write syncs, it reads on to the end.
+func TestUndurableWorkIsBounded(t *testing.T) {
+	t.Parallel()
+	const n, inFlight, pending = 3000, 100, 300
+	f := newFixture(t, 2)
+	kafkatest.ProduceN(t, f.brokers, f.topic, n, valueRecord(f.topic))
+	exec := func(context.Context, *scheduler.Workload, time.Duration) scheduler.Outcome {
+		return scheduler.Success()
+	}
+	store := &stuckStore{Store: newStore(t, vfs.NewMem()), stuck: make(chan struct{})}
+	cfg := f.config("undurable", localScheduler(t, exec, 0), store)
+	cfg.MaxInFlight, cfg.CommitCount = inFlight, pending
+	r := start(t, cfg)
+	// Every record read is done, and none was made durable: the tailer waits for a sync.
+	require.Eventually(t, func() bool {
+		st := r.Stats()
+		return st.Succeeded == st.Read && st.Read >= inFlight+pending
+	}, 30*time.Second, time.Millisecond)
+	require.Equal(t, int64(inFlight+pending), r.Stats().Read, "records read while no checkpoint synced")
+	close(store.stuck)
+	f.waitCommitted(t, cfg.Group, atEnd(kafkatest.EndOffsets(t, f.brokers, f.topic)))
+	r.stop(t)
+	require.Equal(t, int64(n), r.Stats().Succeeded)
+}
+
 // TestStopBeforeStart: a tailer whose context is done before it starts returns nil.
 func TestStopBeforeStart(t *testing.T) {
 	t.Parallel()
@@ -564,7 +607,9 @@ func TestLagOfAPartitionNeverRead(t *testing.T) {
 	kafkatest.ProduceN(t, f.brokers, f.topic, n, func(i int) *kgo.Record {
 		return &kgo.Record{Topic: f.topic, Key: []byte("one key, one partition"), Value: []byte("e-" + strconv.Itoa(i))}
 	})
-	exec := func(context.Context, *scheduler.Workload, time.Duration) scheduler.Outcome { return scheduler.Success() }
+	exec := func(context.Context, *scheduler.Workload, time.Duration) scheduler.Outcome {
+		return scheduler.Success()
+	}
 	r := start(t, f.config("never-read", localScheduler(t, exec, 0), newStore(t, vfs.NewMem())))
 	require.Eventually(t, func() bool { return r.Stats().Succeeded == n }, 30*time.Second, time.Millisecond)
 	require.Eventually(t, func() bool {

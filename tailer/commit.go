@@ -24,17 +24,19 @@ func (t *Tailer) commitLoop(ctx context.Context) {
 	ticker := time.NewTicker(t.cfg.CommitInterval)
 	defer ticker.Stop()
 	for {
+		urgent := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
 		case <-t.commitNow:
+			urgent = true // CommitCount completions wait; reading stops at the bound
 		}
 		if t.releasing.Load() > 0 {
 			continue // a release commits what it gives up; the rest waits for the next tick
 		}
 		wctx, cancel := context.WithTimeout(ctx, t.cfg.RevokeTimeout)
-		err := t.commit(wctx)
+		err := t.commit(wctx, urgent)
 		cancel()
 		switch {
 		case err == nil:
@@ -70,7 +72,8 @@ func refusedAsStale(err error) bool {
 }
 
 // commit writes the checkpoint of every owned partition whose progress changed.
-func (t *Tailer) commit(ctx context.Context) error {
+// An urgent write does not wait for the store's next sync slot (UrgentFlusher).
+func (t *Tailer) commit(ctx context.Context, urgent bool) error {
 	t.commitMu.Lock()
 	defer t.commitMu.Unlock()
 	// The completions counted so far are in the snapshot below (a record is marked done
@@ -96,7 +99,7 @@ func (t *Tailer) commit(ctx context.Context) error {
 		}
 		p.mu.Unlock()
 	}
-	synced, err := t.writeCheckpoints(ctx, states, true)
+	synced, err := t.writeCheckpoints(ctx, states, true, urgent)
 	t.writing.Add(-taken)
 	if synced {
 		notify(t.room)
@@ -119,7 +122,7 @@ func (t *Tailer) commit(ctx context.Context) error {
 // owner. synced reports whether the store synced them, even if the group commit then
 // failed. The caller holds commitMu, so a revocation cannot interleave: no commit for a
 // partition lands after the partition was released.
-func (t *Tailer) writeCheckpoints(ctx context.Context, states map[*partition]checkpoint.State, toGroup bool) (synced bool, _ error) {
+func (t *Tailer) writeCheckpoints(ctx context.Context, states map[*partition]checkpoint.State, toGroup, urgent bool) (synced bool, _ error) {
 	if len(states) == 0 {
 		return true, nil
 	}
@@ -128,7 +131,11 @@ func (t *Tailer) writeCheckpoints(ctx context.Context, states map[*partition]che
 		t.cfg.Store.Save(p.key, st)
 		offsets[p.key.Partition] = kgo.EpochOffset{Epoch: -1, Offset: st.Watermark}
 	}
-	if err := t.cfg.Store.Flush(ctx); err != nil {
+	flush := t.cfg.Store.Flush
+	if urgent && t.urgent != nil {
+		flush = t.urgent.FlushNow
+	}
+	if err := flush(ctx); err != nil {
 		return false, fmt.Errorf("tailer %s: flush checkpoints: %w", t.cfg.Name, err)
 	}
 	if !toGroup {

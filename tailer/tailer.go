@@ -55,6 +55,9 @@ type Tailer struct {
 	sinceCommit atomic.Int64
 	writing     atomic.Int64
 	commitNow   chan struct{}
+	// urgent is cfg.Store when it can flush without waiting for its sync slot; nil
+	// otherwise.
+	urgent checkpoint.UrgentFlusher
 
 	stats statCounters
 	// errLog keeps lines that can repeat per poll, record or attempt (fetch errors,
@@ -113,8 +116,10 @@ func New(cfg Config) (*Tailer, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	urgent, _ := cfg.Store.(checkpoint.UrgentFlusher)
 	return &Tailer{
 		cfg:       cfg,
+		urgent:    urgent,
 		log:       cfg.Logger.With("tailer", cfg.Name, "topic", cfg.Topic),
 		parts:     make(map[int32]*partition),
 		room:      make(chan struct{}, 1),
@@ -641,7 +646,7 @@ func (t *Tailer) release(ps []int32, graceful bool) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), t.cfg.RevokeTimeout)
 	defer cancel()
-	if _, err := t.writeCheckpoints(ctx, states, graceful); err != nil {
+	if _, err := t.writeCheckpoints(ctx, states, graceful, false); err != nil {
 		if refusedAsStale(err) {
 			t.stats.commitsRefused.Add(1)
 		}

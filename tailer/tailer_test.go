@@ -618,3 +618,27 @@ func TestLagOfAPartitionNeverRead(t *testing.T) {
 	}, 10*time.Second, 5*time.Millisecond, "both partitions are caught up: %v", r.Lag())
 	r.stop(t)
 }
+
+// TestUndurableBoundDoesNotWaitForTheSyncSlot: with the store's next sync slot an hour
+// away, the tailer keeps reading past MaxInFlight + CommitCount: the write its bound
+// asks for is urgent (FlushNow), and a periodic write already waiting for the slot is
+// hurried, so the bound costs a sync, not an hour.
+func TestUndurableBoundDoesNotWaitForTheSyncSlot(t *testing.T) {
+	t.Parallel()
+	const n, inFlight, pending = 3000, 100, 300
+	f := newFixture(t, 2)
+	kafkatest.ProduceN(t, f.brokers, f.topic, n, valueRecord(f.topic))
+	exec := func(context.Context, *scheduler.Workload, time.Duration) scheduler.Outcome {
+		return scheduler.Success()
+	}
+	store, err := checkpoint.OpenPebble(checkpoint.PebbleOptions{Dir: "cp", FS: vfs.NewMem(), Logger: quietLogger(), MinSyncInterval: time.Hour})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = store.Close() })
+	cfg := f.config("slot", localScheduler(t, exec, 0), store)
+	cfg.MaxInFlight, cfg.CommitCount = inFlight, pending
+	cfg.CommitInterval = 20 * time.Millisecond // periodic writes wait for the slot
+	r := start(t, cfg)
+	require.Eventually(t, func() bool { return r.Stats().Succeeded == n }, 30*time.Second, time.Millisecond,
+		"every record runs although no sync slot comes")
+	r.stop(t)
+}

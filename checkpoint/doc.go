@@ -39,8 +39,11 @@
 //  3. At most one fsync per Flush, whatever the number of states, and concurrent Flush
 //     calls coalesce: a caller whose saves the flush in progress already holds shares it;
 //     the others share the next one (TestPebbleManyKeysOneFlush, TestPebbleFlushCoalesces).
-//     With MinSyncInterval, syncs are at least that far apart however many callers flush,
-//     so a node syncs at most once per checkpoint interval (TestMinSyncIntervalBoundsFsyncs).
+//     With MinSyncInterval, syncs by Flush are at least that far apart however many
+//     callers flush, so a node syncs at most once per checkpoint interval
+//     (TestMinSyncIntervalBoundsFsyncs), plus one per FlushNow: a tailer calls it, and
+//     Hurry to cut a waiting Flush short, only when CommitCount completions wait for a
+//     sync, its bound on what a crash re-runs (TestFlushNowAndHurryDoNotWait).
 //  4. A failed Flush loses nothing: its states stay saved, the error is returned, and the
 //     next Flush writes them again. A key saved again during a flush keeps its newer value
 //     (TestPebbleSaveDuringFlushKeepsNewerValue). Pebble cannot be trusted after a failed

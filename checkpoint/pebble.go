@@ -100,6 +100,8 @@ type PebbleStore struct {
 
 	// flushSem (capacity 1) serialises flushes; Close holds it while it finishes.
 	flushSem chan struct{}
+	// hurry (capacity 1) cuts a flush's wait for its sync slot short (Hurry).
+	hurry chan struct{}
 
 	mu         sync.Mutex
 	dirty      map[Key]dirtyState // saved, not yet durable
@@ -141,6 +143,7 @@ func OpenPebble(opts PebbleOptions) (*PebbleStore, error) {
 		opts:     opts,
 		log:      opts.Logger.With("component", "checkpoint", "dir", opts.Dir),
 		flushSem: make(chan struct{}, 1),
+		hurry:    make(chan struct{}, 1),
 		dirty:    make(map[Key]dirtyState),
 	}
 	db, err := s.openDB()
@@ -227,7 +230,24 @@ func (s *PebbleStore) Load(ctx context.Context, k Key) (State, bool, error) {
 // Concurrent calls coalesce: a call waits for the flush in progress and returns without
 // writing if that flush already covered its saves. If the commit fails, the states stay
 // saved, the error is returned, and a later Flush writes them again.
-func (s *PebbleStore) Flush(ctx context.Context) error {
+func (s *PebbleStore) Flush(ctx context.Context) error { return s.flush(ctx, false) }
+
+// FlushNow is Flush without waiting for the next sync slot (PebbleOptions.
+// MinSyncInterval): for a caller that must bound what is not yet durable, such as a
+// tailer whose completions since its last checkpoint reached CommitCount. It
+// implements UrgentFlusher.
+func (s *PebbleStore) FlushNow(ctx context.Context) error { return s.flush(ctx, true) }
+
+// Hurry makes a Flush that waits for its sync slot go ahead now (UrgentFlusher). A
+// Hurry with no Flush waiting lets the next one that waits go ahead.
+func (s *PebbleStore) Hurry() {
+	select {
+	case s.hurry <- struct{}{}:
+	default:
+	}
+}
+
+func (s *PebbleStore) flush(ctx context.Context, now bool) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -244,8 +264,10 @@ func (s *PebbleStore) Flush(ctx context.Context) error {
 		return fmt.Errorf("checkpoint: flush: %w", ctx.Err())
 	}
 	defer func() { <-s.flushSem }()
-	if err := s.waitSyncSlot(ctx, target); err != nil {
-		return err
+	if !now {
+		if err := s.waitSyncSlot(ctx, target); err != nil {
+			return err
+		}
 	}
 	return s.flushLocked(target)
 }
@@ -265,6 +287,8 @@ func (s *PebbleStore) waitSyncSlot(ctx context.Context, target uint64) error {
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return nil
+	case <-s.hurry:
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("checkpoint: flush: waiting for the next sync slot: %w", ctx.Err())

@@ -452,3 +452,38 @@ func TestMinSyncIntervalBoundsFsyncs(t *testing.T) {
 	require.Positive(t, flushes)
 	t.Logf("80 flush calls from 8 goroutines: %d syncs in %s", flushes, elapsed)
 }
+
+// TestFlushNowAndHurryDoNotWait: with a sync slot an hour away, FlushNow syncs at once,
+// and Hurry lets a Flush that waits for the slot go ahead; both return with their saves
+// durable.
+func TestFlushNowAndHurryDoNotWait(t *testing.T) {
+	t.Parallel()
+	s, err := OpenPebble(PebbleOptions{Dir: "db", FS: vfs.NewMem(), MinSyncInterval: time.Hour, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, s.Close()) }()
+	k := Key{Group: "g", Topic: "t", Partition: 0}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	s.Save(k, State{Watermark: 1})
+	require.NoError(t, s.Flush(ctx), "the first sync has no slot to wait for")
+	s.Save(k, State{Watermark: 2})
+	require.NoError(t, s.FlushNow(ctx), "FlushNow does not wait for the slot an hour away")
+	require.EqualValues(t, 2, s.Stats().Flushes)
+
+	s.Save(k, State{Watermark: 3})
+	done := make(chan error, 1)
+	go func() { done <- s.Flush(ctx) }()
+	select {
+	case err := <-done:
+		t.Fatalf("Flush returned (%v) before its slot or a Hurry", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	s.Hurry()
+	require.NoError(t, <-done)
+	require.EqualValues(t, 3, s.Stats().Flushes)
+	st, ok, err := s.Load(ctx, k)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.EqualValues(t, 3, st.Watermark)
+}

@@ -29,3 +29,16 @@ type Store interface {
 	// Close flushes and releases the store.
 	Close() error
 }
+
+// UrgentFlusher is a Store that keeps syncs apart (PebbleOptions.MinSyncInterval) and
+// can be told not to wait. A tailer uses it when what it has completed and not yet
+// made durable reaches its bound (tailer.Config.CommitCount): it stops reading then,
+// so the bound must cost an fsync, not a wait for the next sync slot. A Store without
+// it is flushed with Flush.
+type UrgentFlusher interface {
+	// FlushNow is Flush without waiting for the next sync slot.
+	FlushNow(ctx context.Context) error
+	// Hurry makes a Flush waiting for its sync slot now go ahead at once; it does not
+	// block.
+	Hurry()
+}

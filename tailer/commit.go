@@ -24,17 +24,19 @@ func (t *Tailer) commitLoop(ctx context.Context) {
 	ticker := time.NewTicker(t.cfg.CommitInterval)
 	defer ticker.Stop()
 	for {
+		urgent := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
 		case <-t.commitNow:
+			urgent = true // CommitCount completions wait; reading stops at the bound
 		}
 		if t.releasing.Load() > 0 {
 			continue // a release commits what it gives up; the rest waits for the next tick
 		}
 		wctx, cancel := context.WithTimeout(ctx, t.cfg.RevokeTimeout)
-		err := t.commit(wctx)
+		err := t.commit(wctx, urgent)
 		cancel()
 		switch {
 		case err == nil:
@@ -70,10 +72,15 @@ func refusedAsStale(err error) bool {
 }
 
 // commit writes the checkpoint of every owned partition whose progress changed.
-func (t *Tailer) commit(ctx context.Context) error {
+// An urgent write does not wait for the store's next sync slot (UrgentFlusher).
+func (t *Tailer) commit(ctx context.Context, urgent bool) error {
 	t.commitMu.Lock()
 	defer t.commitMu.Unlock()
-	t.sinceCommit.Store(0)
+	// The completions counted so far are in the snapshot below (a record is marked done
+	// in its window before it is counted): once it is synced, a crash no longer runs them
+	// again, and pollLoop may read that many more.
+	taken := t.sinceCommit.Swap(0)
+	t.writing.Add(taken)
 	t.mu.Lock()
 	parts := make([]*partition, 0, len(t.parts))
 	for _, p := range t.parts {
@@ -92,7 +99,13 @@ func (t *Tailer) commit(ctx context.Context) error {
 		}
 		p.mu.Unlock()
 	}
-	err := t.writeCheckpoints(ctx, states, true)
+	synced, err := t.writeCheckpoints(ctx, states, true, urgent)
+	t.writing.Add(-taken)
+	if synced {
+		notify(t.room)
+	} else {
+		t.sinceCommit.Add(taken) // still to be made durable, by the next write
+	}
 	if err != nil {
 		// Write them again next time.
 		for p := range states {
@@ -106,22 +119,27 @@ func (t *Tailer) commit(ctx context.Context) error {
 
 // writeCheckpoints makes states durable in the store (one sync) and then, if toGroup,
 // commits their watermarks to the consumer group as the hand-off copy for the next
-// owner. The caller holds commitMu, so a revocation cannot interleave: no commit for a
+// owner. synced reports whether the store synced them, even if the group commit then
+// failed. The caller holds commitMu, so a revocation cannot interleave: no commit for a
 // partition lands after the partition was released.
-func (t *Tailer) writeCheckpoints(ctx context.Context, states map[*partition]checkpoint.State, toGroup bool) error {
+func (t *Tailer) writeCheckpoints(ctx context.Context, states map[*partition]checkpoint.State, toGroup, urgent bool) (synced bool, _ error) {
 	if len(states) == 0 {
-		return nil
+		return true, nil
 	}
 	offsets := make(map[int32]kgo.EpochOffset, len(states))
 	for p, st := range states {
 		t.cfg.Store.Save(p.key, st)
 		offsets[p.key.Partition] = kgo.EpochOffset{Epoch: -1, Offset: st.Watermark}
 	}
-	if err := t.cfg.Store.Flush(ctx); err != nil {
-		return fmt.Errorf("tailer %s: flush checkpoints: %w", t.cfg.Name, err)
+	flush := t.cfg.Store.Flush
+	if urgent && t.urgent != nil {
+		flush = t.urgent.FlushNow
+	}
+	if err := flush(ctx); err != nil {
+		return false, fmt.Errorf("tailer %s: flush checkpoints: %w", t.cfg.Name, err)
 	}
 	if !toGroup {
-		return nil
+		return true, nil
 	}
 	var commitErr error
 	t.cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{t.cfg.Topic: offsets},
@@ -139,7 +157,7 @@ func (t *Tailer) writeCheckpoints(ctx context.Context, states map[*partition]che
 			}
 		})
 	if commitErr != nil {
-		return fmt.Errorf("tailer %s: commit to group %s: %w", t.cfg.Name, t.cfg.Group, commitErr)
+		return true, fmt.Errorf("tailer %s: commit to group %s: %w", t.cfg.Name, t.cfg.Group, commitErr)
 	}
-	return nil
+	return true, nil
 }

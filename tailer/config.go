@@ -98,9 +98,14 @@ type Config struct {
 	RevokeTimeout time.Duration
 
 	// CommitInterval is how often checkpoints are written (default 1s); CommitCount
-	// completed records since the last commit request one earlier (default 10000). A
-	// store with a minimum sync interval (checkpoint.PebbleOptions.MinSyncInterval) may
-	// hold that early commit until its next sync slot.
+	// completed records since the last commit request one earlier (default 10000). The
+	// tailer reads no more once CommitCount completions wait for a sync (on top of
+	// MaxInFlight), so a crash re-runs at most MaxInFlight + CommitCount records. The
+	// early write does not wait for the store's next sync slot
+	// (checkpoint.PebbleOptions.MinSyncInterval) when the store is a
+	// checkpoint.UrgentFlusher, so the bound costs a sync per CommitCount completions,
+	// not a wait; with another store it may cap the tailer near (MaxInFlight +
+	// CommitCount) records per sync.
 	CommitInterval time.Duration
 	CommitCount    int
 

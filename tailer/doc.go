@@ -36,7 +36,15 @@
 //     TestEndToEndInProcess, TestDeadLetterFailureHoldsCheckpoint).
 //  2. Bounded duplicates. A restarted tailer starts from the greater of its Pebble
 //     checkpoint and the group commit, and skips offsets the checkpoint records as done
-//     above the watermark (TestRestartResumesFromCheckpoint).
+//     above the watermark (TestRestartResumesFromCheckpoint). What it runs again is what
+//     was read and not durably done, and polling keeps that below MaxInFlight +
+//     CommitCount: a completion counts against CommitCount until a checkpoint write that
+//     holds it has synced (TestUndurableWorkIsBounded). So a crash re-runs at most
+//     MaxInFlight + CommitCount records, however fast they complete; a re-run attempt
+//     that fails again costs one more attempt on the next rung. The write CommitCount
+//     asks for does not wait for a checkpoint.UrgentFlusher's next sync slot, and
+//     hurries a periodic write that does, so the bound costs a sync, not the slot's wait
+//     (TestUndurableBoundDoesNotWaitForTheSyncSlot).
 //  3. Bounded memory. At most MaxInFlight records are read and not done — running,
 //     being produced, held or waiting for an in-place retry alike; polling asks for no
 //     more than the room left, and stops at the bound. A partition that reaches

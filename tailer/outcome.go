@@ -245,6 +245,12 @@ func (c *completer) finish() {
 	}
 	if t.sinceCommit.Add(c.done) >= int64(t.cfg.CommitCount) {
 		notify(t.commitNow)
+		// A periodic write may be waiting for the store's sync slot with its snapshot
+		// taken; the poll loop stops reading once CommitCount completions wait, so
+		// that write must not wait out the slot.
+		if t.urgent != nil {
+			t.urgent.Hurry()
+		}
 	}
 }
 

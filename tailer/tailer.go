@@ -35,7 +35,7 @@ type Tailer struct {
 	scratch []*entry             // the poll loop's entries being registered
 
 	inFlight atomic.Int64  // records read and not done, over owned partitions
-	room     chan struct{} // cap 1: in-flight fell below MaxInFlight
+	room     chan struct{} // cap 1: in-flight fell below MaxInFlight, or a checkpoint write synced
 	idle     signal        // a revoking partition ran out of work in flight
 	retries  retryQueue    // records waiting for an in-place retry
 	holds    holdQueue     // partitions whose head record waits for its time
@@ -47,9 +47,17 @@ type Tailer struct {
 	// meanwhile. A mutex is not fair, and a write the coordinator keeps refusing holds
 	// it for RevokeTimeout each time, so without this a revocation could wait out
 	// write after write.
-	releasing   atomic.Int32
+	releasing atomic.Int32
+	// sinceCommit counts records completed since the periodic write in progress (or
+	// the last one) took its snapshot; writing, those completed before that snapshot
+	// and not yet synced by it. Their sum is what a crash now would make run again,
+	// beyond the records in flight; pollLoop keeps it near CommitCount (room).
 	sinceCommit atomic.Int64
+	writing     atomic.Int64
 	commitNow   chan struct{}
+	// urgent is cfg.Store when it can flush without waiting for its sync slot; nil
+	// otherwise.
+	urgent checkpoint.UrgentFlusher
 
 	stats statCounters
 	// errLog keeps lines that can repeat per poll, record or attempt (fetch errors,
@@ -108,8 +116,10 @@ func New(cfg Config) (*Tailer, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	urgent, _ := cfg.Store.(checkpoint.UrgentFlusher)
 	return &Tailer{
 		cfg:       cfg,
+		urgent:    urgent,
 		log:       cfg.Logger.With("tailer", cfg.Name, "topic", cfg.Topic),
 		parts:     make(map[int32]*partition),
 		room:      make(chan struct{}, 1),
@@ -318,10 +328,24 @@ func (t *Tailer) Stats() Stats {
 	}
 }
 
+// readRoom is how many more records pollLoop may read now. A record counts against
+// MaxInFlight from when it is read until it is done, and its completion against
+// CommitCount until a checkpoint that holds it is synced: CommitCount only asks for
+// an early write, which the store may hold until its next sync slot, so without this
+// a fast function would complete any number of records between two syncs. Hence
+// every record read and not yet durably done — what a crash makes run again — is at
+// most MaxInFlight + CommitCount, however fast records complete and however slow the
+// write is (invariant 2).
+func (t *Tailer) readRoom() int {
+	inFlight := t.inFlight.Load()
+	undurable := t.sinceCommit.Load() + t.writing.Load()
+	return int(min(int64(t.cfg.MaxInFlight)-inFlight, int64(t.cfg.MaxInFlight+t.cfg.CommitCount)-inFlight-undurable))
+}
+
 func (t *Tailer) pollLoop(ctx context.Context) error {
 	batch := make([]scheduler.Pushed, 0, t.cfg.MaxRecords)
 	for {
-		room := t.cfg.MaxInFlight - int(t.inFlight.Load())
+		room := t.readRoom()
 		if room <= 0 {
 			select {
 			case <-ctx.Done():
@@ -622,7 +646,7 @@ func (t *Tailer) release(ps []int32, graceful bool) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), t.cfg.RevokeTimeout)
 	defer cancel()
-	if err := t.writeCheckpoints(ctx, states, graceful); err != nil {
+	if _, err := t.writeCheckpoints(ctx, states, graceful, false); err != nil {
 		if refusedAsStale(err) {
 			t.stats.commitsRefused.Add(1)
 		}

@@ -455,6 +455,49 @@ func TestInFlightIsBounded(t *testing.T) {
 	})
 }
 
+// stuckStore is a checkpoint store whose Flush waits, while stuck is open, until it is
+// closed or the flush's context ends: a sync that is slow (or held for its slot).
+type stuckStore struct {
+	checkpoint.Store
+	stuck chan struct{}
+}
+
+func (s *stuckStore) Flush(ctx context.Context) error {
+	select {
+	case <-s.stuck:
+		return s.Store.Flush(ctx)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestUndurableWorkIsBounded: while no checkpoint write syncs, a tailer reads no more
+// than MaxInFlight + CommitCount records, however fast they complete, so that is what a
+// crash can make run again (invariant 2); once a write syncs, it reads on to the end.
+func TestUndurableWorkIsBounded(t *testing.T) {
+	t.Parallel()
+	const n, inFlight, pending = 3000, 100, 300
+	f := newFixture(t, 2)
+	kafkatest.ProduceN(t, f.brokers, f.topic, n, valueRecord(f.topic))
+	exec := func(context.Context, *scheduler.Workload, time.Duration) scheduler.Outcome {
+		return scheduler.Success()
+	}
+	store := &stuckStore{Store: newStore(t, vfs.NewMem()), stuck: make(chan struct{})}
+	cfg := f.config("undurable", localScheduler(t, exec, 0), store)
+	cfg.MaxInFlight, cfg.CommitCount = inFlight, pending
+	r := start(t, cfg)
+	// Every record read is done, and none was made durable: the tailer waits for a sync.
+	require.Eventually(t, func() bool {
+		st := r.Stats()
+		return st.Succeeded == st.Read && st.Read >= inFlight+pending
+	}, 30*time.Second, time.Millisecond)
+	require.Equal(t, int64(inFlight+pending), r.Stats().Read, "records read while no checkpoint synced")
+	close(store.stuck)
+	f.waitCommitted(t, cfg.Group, atEnd(kafkatest.EndOffsets(t, f.brokers, f.topic)))
+	r.stop(t)
+	require.Equal(t, int64(n), r.Stats().Succeeded)
+}
+
 // TestStopBeforeStart: a tailer whose context is done before it starts returns nil.
 func TestStopBeforeStart(t *testing.T) {
 	t.Parallel()
@@ -573,5 +616,29 @@ func TestLagOfAPartitionNeverRead(t *testing.T) {
 		l := r.Lag()
 		return len(l) == 2 && l[0].Records == 0 && l[1].Records == 0
 	}, 10*time.Second, 5*time.Millisecond, "both partitions are caught up: %v", r.Lag())
+	r.stop(t)
+}
+
+// TestUndurableBoundDoesNotWaitForTheSyncSlot: with the store's next sync slot an hour
+// away, the tailer keeps reading past MaxInFlight + CommitCount: the write its bound
+// asks for is urgent (FlushNow), and a periodic write already waiting for the slot is
+// hurried, so the bound costs a sync, not an hour.
+func TestUndurableBoundDoesNotWaitForTheSyncSlot(t *testing.T) {
+	t.Parallel()
+	const n, inFlight, pending = 3000, 100, 300
+	f := newFixture(t, 2)
+	kafkatest.ProduceN(t, f.brokers, f.topic, n, valueRecord(f.topic))
+	exec := func(context.Context, *scheduler.Workload, time.Duration) scheduler.Outcome {
+		return scheduler.Success()
+	}
+	store, err := checkpoint.OpenPebble(checkpoint.PebbleOptions{Dir: "cp", FS: vfs.NewMem(), Logger: quietLogger(), MinSyncInterval: time.Hour})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = store.Close() })
+	cfg := f.config("slot", localScheduler(t, exec, 0), store)
+	cfg.MaxInFlight, cfg.CommitCount = inFlight, pending
+	cfg.CommitInterval = 20 * time.Millisecond // periodic writes wait for the slot
+	r := start(t, cfg)
+	require.Eventually(t, func() bool { return r.Stats().Succeeded == n }, 30*time.Second, time.Millisecond,
+		"every record runs although no sync slot comes")
 	r.stop(t)
 }

@@ -221,7 +221,10 @@ type StormGuard struct {
 // Checkpoint configures how often checkpoints are persisted.
 type Checkpoint struct {
 	Interval Duration `yaml:"interval"`
-	// MaxPending commits early once this many offsets completed since the last commit.
+	// MaxPending commits early once this many offsets completed since the last commit,
+	// and is the most completions a tailer lets wait for a sync: it reads nothing more
+	// until a write holding them has synced (at most one per interval). A crash re-runs
+	// at most max_in_flight + max_pending records per tailer.
 	MaxPending int `yaml:"max_pending"`
 }
 

@@ -66,7 +66,7 @@ storm_guard:                                  # when a function fails a lot, pau
 
 checkpoint:
   interval: 1s                                # at most one fsync per interval
-  max_pending: 10000                          # or sooner, after this many completed offsets
+  max_pending: 10000                          # or sooner, after this many completed offsets; no more wait for a sync
 
 scheduler:
   max_concurrency: 0                          # attempts running at once over all functions; 0 = no bound

@@ -19,9 +19,11 @@
 //     with the planned kasync-reason (fatal or exhausted), and none of them also succeeded.
 //  2. Bounded duplicates. The executions beyond those each event's plan needs are at
 //     most, per crash, the work a node can have in flight or completed above its last
-//     durable checkpoint: the source tailer's max_in_flight, every rung reader's
-//     max_in_flight and checkpoint.max_pending. The duplicates are attributed to the crash
-//     after which they ran, and logged per crash.
+//     durable checkpoint: for the source tailer and every rung reader, its max_in_flight
+//     plus checkpoint.max_pending (a tailer reads nothing more while that many
+//     completions wait for a sync) — plus one per duplicate attempt that failed and
+//     made a second rung record. The duplicates are attributed to the crash after which
+//     they ran, and logged per crash.
 //  3. A clean stop after the crashes. SIGTERM makes the last node exit 0, and the source
 //     group's committed offsets reach the log end.
 //

@@ -275,7 +275,7 @@ func (w *Worker) connect(ctx context.Context, addr string, share int) error {
 			bo.Reset()
 		}
 		wait := bo.Next()
-		w.log.Warn("scheduler stream ended; reconnecting", "addr", addr, "error", err, "in", wait)
+		w.log.Warn("scheduler stream ended; reconnecting", "addr", addr, "err", err, "in", wait)
 		if !backoff.Sleep(ctx, wait) {
 			return nil
 		}

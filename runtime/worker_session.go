@@ -376,7 +376,7 @@ wait:
 		select {
 		case <-s.changed:
 		case err := <-recvErr:
-			log.Warn("stream broke while draining; running tasks are lost", "error", err, "running", n)
+			log.Warn("stream broke while draining; running tasks are lost", "err", err, "running", n)
 			s.broken()
 			return
 		case <-timeout.C:
@@ -393,7 +393,7 @@ wait:
 	defer grace.Stop()
 	select {
 	case err := <-recvErr:
-		log.Debug("stream closed after drain", "error", err)
+		log.Debug("stream closed after drain", "err", err)
 	case <-grace.C:
 	}
 	log.Info("drained")

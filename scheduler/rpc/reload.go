@@ -1,7 +1,6 @@
 package rpc
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"errors"
@@ -146,25 +145,11 @@ func (r *Reloader) Check() (reloaded bool, err error) {
 	if err != nil {
 		if d != r.refused {
 			r.refused = d
-			r.log.Error("reload failed; keeping the configuration loaded before", "what", r.what, "error", err)
+			r.log.Error("reload failed; keeping the configuration loaded before", "what", r.what, "err", err)
 		}
 		return false, err
 	}
 	r.loaded, r.refused = d, [sha256.Size]byte{}
 	r.log.Info("reloaded", "what", r.what, "files", r.files)
 	return true, nil
-}
-
-// Run calls Check every interval until ctx is done.
-func (r *Reloader) Run(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			_, _ = r.Check()
-		}
-	}
 }
